@@ -1,0 +1,262 @@
+//! The offline secrets: the login hash (`SALTED-SHA512-PBKDF2`), the SRP
+//! verifier and the login keychain. Checking them costs no FileVault attempt,
+//! so whenever they are readable they are checked against both passwords, in
+//! parallel, and each derivation is computed once.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::record::{self, UserRecord};
+use crate::secret::Password;
+use crate::shadowhash::{Check, ShadowHash};
+
+/// Which of the passwords a secret accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accepts {
+    /// OLD only.
+    Old,
+    /// NEW only (for `verify`: the password given).
+    New,
+    /// Both (OLD and NEW are the same password).
+    Both,
+    /// Neither.
+    Neither,
+    /// Could not be checked (see the note).
+    Unknown,
+    /// Does not apply here (FileVault off, no keychain, ...).
+    NotApplicable,
+}
+
+impl Accepts {
+    /// From what OLD (if checked) and NEW gave.
+    pub fn from(old: Option<bool>, new: bool) -> Self {
+        match (old, new) {
+            (Some(true), true) => Accepts::Both,
+            (Some(true), false) => Accepts::Old,
+            (_, true) => Accepts::New,
+            _ => Accepts::Neither,
+        }
+    }
+
+    /// True when NEW opens it (or it does not apply).
+    pub fn ok_for_new(self) -> bool {
+        matches!(self, Accepts::New | Accepts::Both | Accepts::NotApplicable)
+    }
+
+    /// True when OLD opens it.
+    pub fn ok_for_old(self) -> bool {
+        matches!(self, Accepts::Old | Accepts::Both)
+    }
+
+    /// The word a table shows.
+    pub fn word(self, one_password: bool) -> &'static str {
+        match (self, one_password) {
+            (Accepts::New | Accepts::Both, true) => "yes",
+            (Accepts::Neither, true) => "no",
+            (Accepts::Old, _) => "OLD",
+            (Accepts::New, _) => "NEW",
+            (Accepts::Both, _) => "OLD and NEW",
+            (Accepts::Neither, _) => "neither",
+            (Accepts::Unknown, _) => "cannot check",
+            (Accepts::NotApplicable, _) => "n/a",
+        }
+    }
+}
+
+/// One row of the secret matrix.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// `filevault`, `login`, `srp`, `keychain`.
+    pub secret: &'static str,
+    /// Which password it accepts.
+    pub accepts: Accepts,
+    /// Why it could not be checked, or a detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What the offline secrets say.
+pub struct Offline {
+    /// The user record's path.
+    pub record_path: PathBuf,
+    /// The parsed record.
+    pub record: UserRecord,
+    /// Its ShadowHashData (None when absent).
+    pub shadow: Option<ShadowHash>,
+    /// Why the ShadowHashData could not be read, if so.
+    pub shadow_error: Option<String>,
+    /// The login keychain's path (relative to the volume root) and bytes, when present.
+    pub keychain: Option<(PathBuf, Vec<u8>)>,
+    /// `login`, `srp`, `keychain` rows.
+    pub rows: Vec<Row>,
+}
+
+impl Offline {
+    /// The row of one secret.
+    pub fn row(&self, secret: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.secret == secret)
+    }
+}
+
+/// The login keychain path of a record, relative to the volume root.
+pub fn keychain_rel(rec: &UserRecord) -> PathBuf {
+    let home = rec.first_string("home").unwrap_or("");
+    let sane = home.starts_with("/Users/")
+        && !home.split('/').any(|c| c == ".." || c == ".")
+        && !home.chars().any(char::is_control);
+    let home = if sane {
+        home.trim_start_matches('/').to_string()
+    } else {
+        format!("Users/{}", rec.name())
+    };
+    PathBuf::from(home).join("Library/Keychains/login.keychain-db")
+}
+
+/// Runs closures in parallel on scoped threads and returns their results in order.
+pub fn parallel<R: Send>(jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>>) -> Vec<R> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.into_iter().map(|j| s.spawn(j)).collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(e) => std::panic::resume_unwind(e),
+            })
+            .collect()
+    })
+}
+
+fn check_kc(bytes: &[u8], pw: &[u8]) -> std::result::Result<bool, String> {
+    match crate::keychain::check(bytes, pw) {
+        Ok(crate::keychain::KeychainCheck::Accepts) => Ok(true),
+        Ok(crate::keychain::KeychainCheck::Rejects) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Reads the record and keychain under `root` and checks them against OLD
+/// (when given) and NEW, each derivation once, in parallel.
+///
+/// # Errors
+/// The record is missing, unreadable or malformed.
+pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) -> Result<Offline> {
+    let record_path = record::record_path(root, user);
+    let rec = record::load(&record_path, Some(user))?;
+    let (shadow, shadow_error) = match rec.shadow_hash() {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
+    let kc_rel = keychain_rel(&rec);
+    let kc_path = root.join(&kc_rel);
+    let keychain = match std::fs::symlink_metadata(&kc_path) {
+        Ok(_) => Some((kc_rel, crate::fsio::read_capped(&kc_path)?)),
+        Err(_) => None,
+    };
+    // OLD equal to NEW: derive once and use the answer for both.
+    let old_given = old.is_some();
+    let old = old.filter(|o| !o.ct_eq(new));
+
+    let salted = shadow.as_ref().and_then(|s| s.salted.as_ref());
+    let srp = shadow.as_ref().and_then(|s| s.srp.as_ref());
+    let mut jobs: Vec<Box<dyn FnOnce() -> Option<bool> + Send + '_>> = Vec::new();
+    let pws: Vec<&Password> = old.into_iter().chain(std::iter::once(new)).collect();
+    for pw in &pws {
+        let pw = *pw;
+        jobs.push(Box::new(move || {
+            salted.map(|e| e.check(pw.expose()) == Check::Match)
+        }));
+        jobs.push(Box::new(move || {
+            srp.map(|e| e.check(pw.expose()) == Check::Match)
+        }));
+    }
+    let results = parallel(jobs);
+    // (OLD's answer, NEW's answer) for job column i (0 = login, 1 = SRP).
+    let pick = |i: usize| -> (Option<bool>, Option<bool>) {
+        if pws.len() == 2 {
+            (results[i], results[2 + i])
+        } else if old_given {
+            (results[i], results[i])
+        } else {
+            (None, results[i])
+        }
+    };
+    let row_for = |secret: &'static str,
+                   scheme: &str,
+                   (o, n): (Option<bool>, Option<bool>),
+                   iterations: Option<u32>|
+     -> Row {
+        match n {
+            Some(n) => Row {
+                secret,
+                accepts: Accepts::from(o, n),
+                note: iterations.map(|i| format!("{scheme}, {i} iterations")),
+            },
+            None => Row {
+                secret,
+                accepts: Accepts::Unknown,
+                note: Some(match (&shadow, &shadow_error) {
+                    (_, Some(e)) => format!("ShadowHashData unreadable: {e}"),
+                    (None, None) => "no ShadowHashData in the record".to_string(),
+                    (Some(s), None) if !s.other_schemes.is_empty() => format!(
+                        "no {scheme} entry; the record holds {} (not a scheme fvsync checks)",
+                        crate::output::escape(&s.other_schemes.join(", "))
+                    ),
+                    _ => format!("no {scheme} entry"),
+                }),
+            },
+        }
+    };
+    let mut rows = vec![
+        row_for(
+            "login",
+            crate::shadowhash::SALTED,
+            pick(0),
+            salted.map(|e| e.iterations),
+        ),
+        row_for(
+            "srp",
+            crate::shadowhash::SRP,
+            pick(1),
+            srp.map(|e| e.iterations),
+        ),
+    ];
+    let kc_row = match &keychain {
+        None => Row {
+            secret: "keychain",
+            accepts: Accepts::NotApplicable,
+            note: Some("no login keychain".into()),
+        },
+        Some((_, bytes)) => {
+            let n = check_kc(bytes, new.expose());
+            let o = match old {
+                Some(o) => Some(check_kc(bytes, o.expose())),
+                None if old_given => Some(n.clone()),
+                None => None,
+            };
+            match (o, n) {
+                (_, Err(e)) | (Some(Err(e)), _) => Row {
+                    secret: "keychain",
+                    accepts: Accepts::Unknown,
+                    note: Some(e),
+                },
+                (o, Ok(n)) => Row {
+                    secret: "keychain",
+                    accepts: Accepts::from(o.map(|r| r.unwrap_or(false)), n),
+                    note: None,
+                },
+            }
+        }
+    };
+    rows.push(kc_row);
+    Ok(Offline {
+        record_path,
+        record: rec,
+        shadow,
+        shadow_error,
+        keychain,
+        rows,
+    })
+}

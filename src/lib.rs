@@ -1,0 +1,26 @@
+//! fvsync: brings a Mac user's FileVault passphrase (APFS crypto user), local
+//! login password (ShadowHashData) and login keychain back in sync with the
+//! current directory password, safely, from the Recovery terminal.
+//!
+//! The library never prints or exits except through [`output`]; `main` parses
+//! the command line, calls [`cli::run`] and maps errors to exit codes.
+#![forbid(unsafe_code)]
+
+pub mod checks;
+pub mod cli;
+pub mod crypto;
+pub mod engine;
+pub mod error;
+pub mod failpoint;
+pub mod filevault;
+pub mod fsio;
+pub mod journal;
+pub mod keychain;
+pub mod listing;
+pub mod output;
+pub mod platform;
+pub mod record;
+pub mod secret;
+pub mod shadowhash;
+pub mod sim;
+pub mod target;

@@ -1,0 +1,279 @@
+//! `fvsync volumes` and `fvsync users`: read-only listings. They never unlock
+//! anything, never ask for a password and never write a byte.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::Result;
+use crate::output::{escape, Ui};
+use crate::platform::Platform;
+use crate::record::{self, UserRecord, USERS_DIR};
+
+/// `fvsync volumes`.
+///
+/// # Errors
+/// The volume list cannot be read.
+pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
+    let containers = p.containers()?;
+    let mut rows = Vec::new();
+    let mut js = Vec::new();
+    for c in &containers {
+        for v in &c.volumes {
+            let n = p.crypto_users(v)?.len();
+            rows.push(vec![
+                v.device.clone(),
+                escape(&v.name),
+                if v.roles.is_empty() {
+                    "-".into()
+                } else {
+                    v.roles.join(",")
+                },
+                yes_no(v.filevault).into(),
+                yes_no(v.locked).into(),
+                v.mount_point
+                    .as_deref()
+                    .map(escape)
+                    .unwrap_or_else(|| "-".into()),
+                n.to_string(),
+            ]);
+            js.push(json!({
+                "container": c.reference, "container_uuid": c.uuid, "device": v.device, "uuid": v.uuid,
+                "name": v.name, "roles": v.roles, "encryption": v.encryption, "filevault": v.filevault,
+                "locked": v.locked, "mount_point": v.mount_point, "volume_group": v.group_uuid,
+                "crypto_users": n,
+            }));
+        }
+    }
+    if ui.json {
+        ui.json_value(&json!({"version": 1, "source": p.description(), "volumes": js}));
+    } else {
+        ui.heading(&format!("Volumes of the {}", p.description()));
+        ui.table(
+            &[
+                "device",
+                "name",
+                "roles",
+                "FileVault",
+                "locked",
+                "mount point",
+                "crypto users",
+            ],
+            &rows,
+        );
+    }
+    Ok(0)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// One user in `fvsync users`.
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    /// Short name.
+    pub name: String,
+    /// Full name.
+    pub real_name: Option<String>,
+    /// uid.
+    pub uid: Option<i64>,
+    /// GeneratedUID.
+    pub generated_uid: Option<String>,
+    /// In the admin group (None: unknown, volume locked).
+    pub admin: Option<bool>,
+    /// A crypto user of the volume.
+    pub filevault_user: bool,
+    /// `;SecureToken;` in authentication_authority (None: unknown).
+    pub secure_token: Option<bool>,
+    /// Hash schemes with iteration counts.
+    pub hash_schemes: Vec<String>,
+    /// A login keychain exists (None: unknown).
+    pub keychain: Option<bool>,
+    /// passwordLastSetTime, RFC 3339.
+    pub password_last_set: Option<String>,
+    /// Why some fields are unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `fvsync users [--volume DEV] [--all]`.
+///
+/// # Errors
+/// The volume list or a record folder cannot be read.
+pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> Result<u8> {
+    let vols = crate::target::data_volumes(p, volume)?;
+    let mut out = Vec::new();
+    for vol in &vols {
+        let crypto = p.crypto_users(vol)?;
+        let is_crypto = |uuid: &Option<String>| {
+            uuid.as_ref()
+                .is_some_and(|u| crypto.iter().any(|c| c.uuid.eq_ignore_ascii_case(u)))
+        };
+        let mut list = Vec::new();
+        match p.files(vol) {
+            Ok(root) => {
+                let admins = record::admin_members(&root);
+                let dir = root.join(USERS_DIR);
+                let mut names: Vec<String> = std::fs::read_dir(&dir)
+                    .map_err(|e| crate::error::Error::io("list", &dir, &e))?
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter_map(|n| n.strip_suffix(".plist").map(str::to_string))
+                    .collect();
+                names.sort();
+                for name in names {
+                    let path = dir.join(format!("{name}.plist"));
+                    let rec: Option<UserRecord> = record::check_name(&name)
+                        .ok()
+                        .and_then(|()| record::load(&path, Some(&name)).ok());
+                    let Some(rec) = rec else {
+                        list.push(UserInfo {
+                            name: name.clone(),
+                            real_name: None,
+                            uid: None,
+                            generated_uid: None,
+                            admin: None,
+                            filevault_user: false,
+                            secure_token: None,
+                            hash_schemes: vec![],
+                            keychain: None,
+                            password_last_set: None,
+                            note: Some("record unreadable or malformed".into()),
+                        });
+                        continue;
+                    };
+                    let uid = rec.uid();
+                    if !all && uid.is_none_or(|u| u < 500) {
+                        continue;
+                    }
+                    let uuid = rec.generated_uid();
+                    let schemes = match rec.shadow_hash() {
+                        Ok(Some(sh)) => {
+                            let mut v = Vec::new();
+                            if let Some(s) = &sh.srp {
+                                v.push(format!("{} ({})", crate::shadowhash::SRP, s.iterations));
+                            }
+                            if let Some(s) = &sh.salted {
+                                v.push(format!("{} ({})", crate::shadowhash::SALTED, s.iterations));
+                            }
+                            v.extend(
+                                sh.other_schemes
+                                    .iter()
+                                    .map(|s| format!("{s} (unsupported)")),
+                            );
+                            v
+                        }
+                        Ok(None) => vec![],
+                        Err(e) => vec![format!("malformed: {e}")],
+                    };
+                    let kc = root.join(crate::checks::keychain_rel(&rec));
+                    list.push(UserInfo {
+                        name: rec.name().to_string(),
+                        real_name: rec.real_name().map(str::to_string),
+                        uid,
+                        filevault_user: is_crypto(&uuid),
+                        generated_uid: uuid,
+                        admin: Some(admins.iter().any(|a| a == rec.name())),
+                        secure_token: Some(rec.has_secure_token()),
+                        hash_schemes: schemes,
+                        keychain: Some(std::fs::symlink_metadata(&kc).is_ok()),
+                        password_last_set: rec
+                            .account_policy()
+                            .and_then(|p| p.password_last_set)
+                            .map(|t| crate::journal::rfc3339(t as i64)),
+                        note: None,
+                    });
+                }
+            }
+            Err(_) => {
+                for u in p.preboot_users(vol)?.unwrap_or_default() {
+                    let uuid = Some(u.uuid.clone());
+                    list.push(UserInfo {
+                        name: u.name,
+                        real_name: Some(u.real_name),
+                        uid: None,
+                        filevault_user: is_crypto(&uuid),
+                        generated_uid: uuid,
+                        admin: None,
+                        secure_token: None,
+                        hash_schemes: vec![],
+                        keychain: None,
+                        password_last_set: None,
+                        note: Some(
+                            "volume locked: from the Preboot list; the rest needs an unlock".into(),
+                        ),
+                    });
+                }
+            }
+        }
+        out.push((vol.clone(), list));
+    }
+    if ui.json {
+        let vols: Vec<_> = out
+            .iter()
+            .map(|(v, l)| json!({"device": v.device, "name": v.name, "locked": v.locked, "users": l}))
+            .collect();
+        ui.json_value(&json!({"version": 1, "source": p.description(), "volumes": vols}));
+        return Ok(0);
+    }
+    ui.heading(&format!("Users of the {}", p.description()));
+    for (v, list) in &out {
+        ui.line("");
+        ui.line(&format!(
+            "{} ({}){}",
+            v.device,
+            escape(&v.name),
+            if v.locked {
+                ": locked; names from the Preboot volume, the rest needs an unlock"
+            } else {
+                ""
+            }
+        ));
+        let opt = |b: Option<bool>| match b {
+            Some(true) => "yes".to_string(),
+            Some(false) => "no".to_string(),
+            None => "?".to_string(),
+        };
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|u| {
+                vec![
+                    format!("  {}", escape(&u.name)),
+                    escape(u.real_name.as_deref().unwrap_or("")),
+                    u.uid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
+                    u.generated_uid.clone().unwrap_or_else(|| "?".into()),
+                    opt(u.admin),
+                    yes_no(u.filevault_user).into(),
+                    opt(u.secure_token),
+                    if u.hash_schemes.is_empty() {
+                        "-".into()
+                    } else {
+                        u.hash_schemes.join(", ")
+                    },
+                    opt(u.keychain),
+                    u.password_last_set.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        ui.table(
+            &[
+                "  user",
+                "name",
+                "uid",
+                "GeneratedUID",
+                "admin",
+                "FileVault",
+                "SecureToken",
+                "hashes (iterations)",
+                "keychain",
+                "password set",
+            ],
+            &rows,
+        );
+    }
+    Ok(0)
+}

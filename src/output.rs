@@ -1,0 +1,216 @@
+//! The one module that writes to stdout and stderr. Everything else returns
+//! values; this module renders them for people (tables, colour on a terminal
+//! unless `NO_COLOR`) or for scripts (`--json`, with `"version": 1`).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use crate::error::Error;
+
+/// Escapes a string that came from disk (a user name, a volume name, a path) so
+/// control characters and bidi overrides cannot move the cursor or reorder text.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path from disk, escaped and quoted for a message.
+pub fn quote_path(p: &Path) -> String {
+    format!("'{}'", escape(&p.to_string_lossy()))
+}
+
+/// How the run prints.
+pub struct Ui {
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+    /// `--json`: stdout carries one JSON document and nothing else.
+    pub json: bool,
+    color: bool,
+    err_is_tty: bool,
+}
+
+impl Ui {
+    /// The real stdout and stderr.
+    pub fn stdio(json: bool) -> Self {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Ui {
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+            json,
+            color,
+            err_is_tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Writers chosen by the caller (tests).
+    pub fn with_writers(out: Box<dyn Write>, err: Box<dyn Write>, json: bool) -> Self {
+        Ui {
+            out,
+            err,
+            json,
+            color: false,
+            err_is_tty: false,
+        }
+    }
+
+    /// A line of requested output (suppressed in JSON mode).
+    pub fn line(&mut self, s: &str) {
+        if !self.json {
+            let _ = writeln!(self.out, "{s}");
+        }
+    }
+
+    /// A heading (bold on a terminal).
+    pub fn heading(&mut self, s: &str) {
+        if self.json {
+            return;
+        }
+        if self.color {
+            let _ = writeln!(self.out, "\x1b[1m{s}\x1b[0m");
+        } else {
+            let _ = writeln!(self.out, "{s}");
+        }
+    }
+
+    /// Colours a short status word on a terminal: green good, red bad, yellow other.
+    pub fn status(&self, s: &str, good: Option<bool>) -> String {
+        if !self.color {
+            return s.to_string();
+        }
+        let code = match good {
+            Some(true) => "32",
+            Some(false) => "31",
+            None => "33",
+        };
+        format!("\x1b[{code}m{s}\x1b[0m")
+    }
+
+    /// A table: a header row and rows, columns padded to fit.
+    pub fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        if self.json {
+            return;
+        }
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for r in rows {
+            for (i, c) in r.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(visible_len(c));
+                }
+            }
+        }
+        let fmt_row = |cells: Vec<String>| -> String {
+            let mut s = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                s.push_str(c);
+                if i + 1 < cells.len() {
+                    let pad = widths
+                        .get(i)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(visible_len(c));
+                    s.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            s.trim_end().to_string()
+        };
+        let h = fmt_row(header.iter().map(|s| s.to_string()).collect());
+        let _ = writeln!(self.out, "{h}");
+        for r in rows {
+            let line = fmt_row(r.clone());
+            let _ = writeln!(self.out, "{line}");
+        }
+    }
+
+    /// The JSON document of a `--json` run.
+    pub fn json_value(&mut self, v: &serde_json::Value) {
+        let _ = serde_json::to_writer_pretty(&mut self.out, v);
+        let _ = writeln!(self.out);
+    }
+
+    /// A note on stderr (`fvsync: note: ...`).
+    pub fn note(&mut self, s: &str) {
+        let _ = writeln!(self.err, "fvsync: note: {s}");
+    }
+
+    /// A warning on stderr.
+    pub fn warn(&mut self, s: &str) {
+        let _ = writeln!(self.err, "fvsync: warning: {s}");
+    }
+
+    /// Progress on stderr, only when stderr is a terminal.
+    pub fn progress(&mut self, s: &str) {
+        if self.err_is_tty {
+            let _ = write!(self.err, "\r\x1b[2K{s}");
+            let _ = self.err.flush();
+        }
+    }
+
+    /// Clears a progress line.
+    pub fn progress_done(&mut self) {
+        if self.err_is_tty {
+            let _ = write!(self.err, "\r\x1b[2K");
+            let _ = self.err.flush();
+        }
+    }
+
+    /// An error, then its hint: `fvsync: error: ...` / `fvsync: hint: ...`.
+    pub fn error(&mut self, e: &Error) {
+        let _ = writeln!(self.err, "fvsync: error: {}", e.message());
+        if let Some(h) = e.hint_text() {
+            let _ = writeln!(self.err, "fvsync: hint: {h}");
+        }
+    }
+
+    /// Raw text to stdout (the runbook).
+    pub fn raw(&mut self, s: &str) {
+        let _ = self.out.write_all(s.as_bytes());
+    }
+
+    /// Flushes both streams.
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+        let _ = self.err.flush();
+    }
+}
+
+fn visible_len(s: &str) -> usize {
+    // Skip ANSI colour sequences when measuring.
+    let mut n = 0;
+    let mut in_esc = false;
+    for c in s.chars() {
+        if in_esc {
+            if c == 'm' {
+                in_esc = false;
+            }
+        } else if c == '\x1b' {
+            in_esc = true;
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_and_bidi() {
+        assert_eq!(escape("ali\x1b[2Jce"), "ali\\u{1b}[2Jce");
+        assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(escape("Macintosh HD - Data"), "Macintosh HD - Data");
+        assert_eq!(escape("a\nb"), "a\\u{a}b");
+    }
+}

@@ -1,0 +1,287 @@
+//! Passwords: the one type that holds them, and the only two ways to get one
+//! (a terminal prompt with echo off, or a line of standard input).
+//!
+//! A [`Password`] is zeroized on drop, has no `Debug`, `Display`, `Serialize` or
+//! `Clone`, and is compared in constant time. Nothing in this module (or anywhere
+//! else) builds one from argv or the environment.
+
+use std::io::BufRead;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind};
+
+/// diskutil refuses passphrases longer than this many UTF-8 bytes.
+pub const MAX_PASSWORD_BYTES: usize = 127;
+
+/// A password as UTF-8 bytes, wiped from memory when dropped.
+pub struct Password(Zeroizing<Vec<u8>>);
+
+impl Password {
+    /// Wraps bytes that were just read from a prompt or stdin, checking them.
+    ///
+    /// # Errors
+    /// Empty, longer than 127 bytes, containing NUL, or not UTF-8.
+    fn from_entry(bytes: Zeroizing<Vec<u8>>, what: &str) -> Result<Self, Error> {
+        if bytes.is_empty() {
+            return Err(Error::new(ErrorKind::Usage, format!("{what} is empty"))
+                .hint("type the password; an empty entry cancels"));
+        }
+        if bytes.len() > MAX_PASSWORD_BYTES {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "{what} is {} bytes long; FileVault accepts at most {MAX_PASSWORD_BYTES} bytes (UTF-8)",
+                    bytes.len()
+                ),
+            )
+            .hint("use a shorter password, as the directory's policy allows"));
+        }
+        if bytes.contains(&0) {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("{what} contains a NUL byte"),
+            ));
+        }
+        if std::str::from_utf8(&bytes).is_err() {
+            return Err(
+                Error::new(ErrorKind::Usage, format!("{what} is not valid UTF-8"))
+                    .hint("set the terminal to UTF-8, or feed UTF-8 on standard input"),
+            );
+        }
+        Ok(Password(bytes))
+    }
+
+    /// The password's UTF-8 bytes, for a key derivation or diskutil's stdin.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Length in UTF-8 bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: an empty password cannot be built.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &Password) -> bool {
+        self.0.len() == other.0.len() && bool::from(self.0.as_slice().ct_eq(other.0.as_slice()))
+    }
+
+    /// Builds a password in tests (and in the test-only emulator).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn for_tests(s: &str) -> Self {
+        Password(Zeroizing::new(s.as_bytes().to_vec()))
+    }
+}
+
+/// Which password a prompt asks for; the prompt text says why it is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// The password FileVault accepted when the Mac started.
+    Old,
+    /// The current directory password.
+    New,
+    /// The current directory password, typed again.
+    NewAgain,
+    /// The one password `verify` checks.
+    Current,
+}
+
+impl Which {
+    /// The words a prompt shows.
+    pub fn prompt(self, user: &str) -> String {
+        match self {
+            Which::Old => format!(
+                "OLD password of {user} (the one FileVault accepted when this Mac started): "
+            ),
+            Which::New => format!("NEW password of {user} (the current directory password): "),
+            Which::NewAgain => format!("NEW password of {user} again, to confirm: "),
+            Which::Current => format!("password of {user} to check: "),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Which::Old => "the OLD password",
+            Which::New | Which::NewAgain => "the NEW password",
+            Which::Current => "the password",
+        }
+    }
+}
+
+/// Where passwords come from.
+pub trait PasswordSource {
+    /// Reads one password.
+    ///
+    /// # Errors
+    /// Cancelled (empty entry, end of input), or an entry that is not a valid password.
+    fn read(&mut self, which: Which, user: &str) -> Result<Password, Error>;
+
+    /// True when the source is a person at a terminal (NEW is then typed twice).
+    fn interactive(&self) -> bool;
+
+    /// Asks a yes/no question; false on anything but yes.
+    ///
+    /// # Errors
+    /// The terminal could not be read.
+    fn confirm(&mut self, question: &str) -> Result<bool, Error>;
+}
+
+/// Reads passwords from the terminal with echo off (rpassword reads `/dev/tty`).
+pub struct TerminalSource;
+
+impl PasswordSource for TerminalSource {
+    fn read(&mut self, which: Which, user: &str) -> Result<Password, Error> {
+        let line = rpassword::prompt_password(which.prompt(user)).map_err(|e| {
+            Error::new(ErrorKind::Usage, format!("cannot read the terminal: {e}"))
+                .hint("run fvsync in Terminal, or pass --password-stdin and feed the passwords")
+        })?;
+        let bytes = Zeroizing::new(line.into_bytes());
+        if bytes.is_empty() {
+            return Err(Error::new(ErrorKind::Usage, "cancelled: empty entry"));
+        }
+        Password::from_entry(bytes, which.label())
+    }
+
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    fn confirm(&mut self, question: &str) -> Result<bool, Error> {
+        let answer = rpassword::prompt_password(format!("{question} [y/N] "))
+            .or_else(|_| {
+                // Echo does not matter for a yes/no; fall back to a plain read.
+                let mut s = String::new();
+                std::io::stdin().read_line(&mut s).map(|_| s)
+            })
+            .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot read the answer: {e}")))?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+}
+
+/// Reads passwords from standard input, one per line (`--password-stdin`).
+pub struct StdinSource<R: BufRead> {
+    input: R,
+}
+
+impl<R: BufRead> StdinSource<R> {
+    /// Reads lines from `input`.
+    pub fn new(input: R) -> Self {
+        StdinSource { input }
+    }
+}
+
+impl<R: BufRead> PasswordSource for StdinSource<R> {
+    fn read(&mut self, which: Which, _user: &str) -> Result<Password, Error> {
+        let mut buf = Zeroizing::new(Vec::with_capacity(256));
+        // Read at most a little more than the limit; a longer line is refused, not buffered.
+        let mut byte = [0u8; 1];
+        loop {
+            match std::io::Read::read(&mut self.input, &mut byte) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if byte[0] == b'\n' {
+                        break;
+                    }
+                    if buf.len() < 4096 {
+                        buf.push(byte[0]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        format!("cannot read standard input: {e}"),
+                    ))
+                }
+            }
+        }
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        if buf.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("{} is missing from standard input", which.label()),
+            )
+            .hint("with --password-stdin, give one password per line in the order the command's help lists"));
+        }
+        Password::from_entry(buf, which.label())
+    }
+
+    fn interactive(&self) -> bool {
+        false
+    }
+
+    fn confirm(&mut self, _question: &str) -> Result<bool, Error> {
+        Ok(false)
+    }
+}
+
+/// Reads NEW, typed twice on a terminal (at most three tries), once from stdin.
+///
+/// # Errors
+/// Cancelled, invalid, or three mismatches.
+pub fn read_new(src: &mut dyn PasswordSource, user: &str) -> Result<Password, Error> {
+    if !src.interactive() {
+        return src.read(Which::New, user);
+    }
+    for _ in 0..3 {
+        let first = src.read(Which::New, user)?;
+        let again = src.read(Which::NewAgain, user)?;
+        if first.ct_eq(&again) {
+            return Ok(first);
+        }
+        // A mismatch costs no FileVault attempt: nothing has been tried yet.
+    }
+    Err(Error::new(
+        ErrorKind::Usage,
+        "the two entries of the NEW password did not match, three times",
+    )
+    .hint("run the command again and type the current directory password carefully"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(s: &'static [u8]) -> StdinSource<&'static [u8]> {
+        StdinSource::new(s)
+    }
+
+    #[test]
+    fn stdin_lines_in_order() {
+        let mut s = src(b"one\ntwo\r\n");
+        assert_eq!(s.read(Which::Old, "a").unwrap().expose(), b"one");
+        assert_eq!(s.read(Which::New, "a").unwrap().expose(), b"two");
+        assert!(s.read(Which::New, "a").is_err());
+    }
+
+    #[test]
+    fn stdin_rejects_bad_entries() {
+        for input in [&b"\n"[..], b"a\0b\n", b"\xff\xfe\n"] {
+            let mut s = StdinSource::new(input);
+            let e = s.read(Which::New, "a").err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::Usage);
+        }
+        let long = vec![b'x'; 128];
+        let mut s = StdinSource::new(&long[..]);
+        assert!(s.read(Which::New, "a").is_err());
+        let ok = vec![b'x'; 127];
+        let mut s = StdinSource::new(&ok[..]);
+        assert_eq!(s.read(Which::New, "a").unwrap().len(), 127);
+    }
+
+    #[test]
+    fn constant_time_eq() {
+        assert!(Password::for_tests("abc").ct_eq(&Password::for_tests("abc")));
+        assert!(!Password::for_tests("abc").ct_eq(&Password::for_tests("abd")));
+        assert!(!Password::for_tests("abc").ct_eq(&Password::for_tests("abcd")));
+    }
+}

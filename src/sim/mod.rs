@@ -1,0 +1,757 @@
+//! The simulated Mac: a folder that models one Mac's APFS containers, volume
+//! keybags, Preboot user list and Data-volume files, with Apple's formats and
+//! crypto, so the Recovery procedure can be rehearsed and tested on Linux.
+//! The format is documented in `docs/simulated-mac.md`.
+//!
+//! Files stay plain files; the lock is enforced here: a locked volume's folder is
+//! not handed out until a passphrase unwraps a crypto user's key. Unlocks last for
+//! the process (like a Recovery session that ends in a restart); failed attempts
+//! are counted on disk per volume, as the Secure Enclave counts them.
+
+pub mod scenarios;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use plist::Data;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsio;
+use crate::output::quote_path;
+use crate::platform::{Attempt, BootMode, Container, CryptoUser, Platform, PrebootUser, Volume};
+use crate::secret::Password;
+
+/// The description file at the top of a simulated Mac.
+pub const MAC_FILE: &str = "SimulatedMac.plist";
+/// Folder of volume keybags, one `<APFSVolumeUUID>.plist` each.
+pub const KEYBAGS_DIR: &str = "Keybags";
+/// Folder of volume contents, one `<DeviceIdentifier>/` each.
+pub const VOLUMES_DIR: &str = "Volumes";
+/// The Preboot user list, relative to `<Preboot volume>/<VolumeGroupUUID>/`.
+pub const PREBOOT_USERS: &str = "var/db/CryptoUserInfo.plist";
+/// Format version this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// `SimulatedMac.plist`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MacFile {
+    /// Always 1.
+    pub format_version: u64,
+    /// The scenario it was created from.
+    pub scenario: String,
+    /// `recovery` or `normal`.
+    pub boot_mode: String,
+    /// Containers, in `diskutil apfs list -plist` shape.
+    pub containers: Vec<ContainerDesc>,
+}
+
+/// A container as `diskutil apfs list -plist` reports it (plus its volume groups).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerDesc {
+    /// `APFSContainerUUID`.
+    #[serde(rename = "APFSContainerUUID")]
+    pub uuid: String,
+    /// `ContainerReference`.
+    #[serde(rename = "ContainerReference")]
+    pub reference: String,
+    /// `DesignatedPhysicalStore`.
+    #[serde(rename = "DesignatedPhysicalStore")]
+    pub physical_store: String,
+    /// `CapacityCeiling`.
+    #[serde(rename = "CapacityCeiling")]
+    pub capacity: u64,
+    /// `CapacityFree`.
+    #[serde(rename = "CapacityFree")]
+    pub free: u64,
+    /// `Fusion`.
+    #[serde(rename = "Fusion")]
+    pub fusion: bool,
+    /// `Volumes`.
+    #[serde(rename = "Volumes")]
+    pub volumes: Vec<VolumeDesc>,
+    /// Volume groups, as `diskutil apfs listVolumeGroups -plist` reports them.
+    #[serde(rename = "VolumeGroups", default)]
+    pub groups: Vec<GroupDesc>,
+}
+
+/// A volume as `diskutil apfs list -plist` reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VolumeDesc {
+    /// `APFSVolumeUUID`.
+    #[serde(rename = "APFSVolumeUUID")]
+    pub uuid: String,
+    /// `DeviceIdentifier`.
+    #[serde(rename = "DeviceIdentifier")]
+    pub device: String,
+    /// `Name`.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// `Roles`.
+    #[serde(rename = "Roles")]
+    pub roles: Vec<String>,
+    /// `Encryption`.
+    #[serde(rename = "Encryption")]
+    pub encryption: bool,
+    /// `FileVault`.
+    #[serde(rename = "FileVault")]
+    pub filevault: bool,
+    /// `Locked` at startup.
+    #[serde(rename = "Locked")]
+    pub locked: bool,
+    /// `CryptoMigrationOn`.
+    #[serde(rename = "CryptoMigrationOn", default)]
+    pub crypto_migration: bool,
+    /// `CapacityInUse`.
+    #[serde(rename = "CapacityInUse", default)]
+    pub in_use: u64,
+}
+
+/// A volume group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupDesc {
+    /// `APFSVolumeGroupUUID`.
+    #[serde(rename = "APFSVolumeGroupUUID")]
+    pub uuid: String,
+    /// Members.
+    #[serde(rename = "Volumes")]
+    pub volumes: Vec<GroupMember>,
+}
+
+/// A volume group member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// `DeviceIdentifier`.
+    #[serde(rename = "DeviceIdentifier")]
+    pub device: String,
+    /// `Role`.
+    #[serde(rename = "Role")]
+    pub role: String,
+}
+
+/// A volume keybag: the volume key wrapped by the KEK, and one wrapped copy of
+/// the KEK per crypto user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Keybag {
+    /// Always 1.
+    pub format_version: u64,
+    /// The volume this keybag belongs to.
+    #[serde(rename = "APFSVolumeUUID")]
+    pub volume_uuid: String,
+    /// The volume encryption key (VEK), AES-key-wrapped with the KEK (40 bytes).
+    #[serde(rename = "WrappedVEK")]
+    pub wrapped_vek: Data,
+    /// One entry per crypto user.
+    pub crypto_users: Vec<KeybagUser>,
+    /// The Secure Enclave's view of failed attempts.
+    pub unlock_attempts: AttemptCounter,
+}
+
+/// One crypto user's unlock record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeybagUser {
+    /// `APFSCryptoUserUUID`.
+    #[serde(rename = "APFSCryptoUserUUID")]
+    pub uuid: String,
+    /// `APFSCryptoUserType`.
+    #[serde(rename = "APFSCryptoUserType")]
+    pub kind: String,
+    /// `VolumeOwner`.
+    #[serde(rename = "VolumeOwner")]
+    pub volume_owner: bool,
+    /// Passphrase hint (keybag tag 4).
+    #[serde(
+        rename = "PassphraseHint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hint: Option<String>,
+    /// PBKDF2-HMAC-SHA256 salt (16 bytes).
+    #[serde(rename = "KEKSalt")]
+    pub salt: Data,
+    /// PBKDF2 iterations.
+    #[serde(rename = "KEKIterations")]
+    pub iterations: u64,
+    /// The KEK, AES-key-wrapped with the passphrase-derived key (40 bytes; 24 for CoreStorage).
+    #[serde(rename = "WrappedKEK")]
+    pub wrapped_kek: Data,
+    /// Flags: 0 = AES-256 wrap; 2 = CoreStorage (AES-128) wrap.
+    #[serde(rename = "KEKFlags", default)]
+    pub flags: u64,
+    /// Bumped at every passphrase change (the Preboot list copies it).
+    #[serde(rename = "Generation", default)]
+    pub generation: u64,
+}
+
+/// The failed-attempt counter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttemptCounter {
+    /// Failed attempts since the last success.
+    pub failed_attempts: u64,
+    /// Failed attempts allowed before unlocking is disabled.
+    pub attempt_limit: u64,
+}
+
+/// One Preboot user-list entry (value of `CryptoUserInfo.plist`, keyed by UUID).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PrebootEntry {
+    /// Short name.
+    pub short_name: String,
+    /// Full name.
+    pub full_name: String,
+    /// `APFSCryptoUserType`.
+    pub user_type: String,
+    /// Passphrase hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_hint: Option<String>,
+    /// The keybag `Generation` this entry was written from.
+    #[serde(default)]
+    pub keybag_generation: u64,
+}
+
+/// A simulated Mac opened from its folder.
+pub struct SimMac {
+    root: PathBuf,
+    mac: MacFile,
+    unlocked: HashSet<String>,
+}
+
+fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::malformed(path, what)
+}
+
+/// Checks an identifier used as a folder name (`disk3s5`, a UUID).
+fn check_device(path: &Path, dev: &str) -> Result<()> {
+    let ok = dev.starts_with("disk")
+        && dev.len() <= 32
+        && dev[4..].chars().all(|c| c.is_ascii_digit() || c == 's')
+        && dev[4..].starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            path,
+            format!(
+                "'{}' is not a device identifier",
+                crate::output::escape(dev)
+            ),
+        ))
+    }
+}
+
+fn check_uuid(path: &Path, uuid: &str) -> Result<()> {
+    let ok = uuid.len() == 36
+        && uuid.chars().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            path,
+            format!("'{}' is not a UUID", crate::output::escape(uuid)),
+        ))
+    }
+}
+
+impl SimMac {
+    /// Opens a simulated Mac, checking its description file.
+    ///
+    /// # Errors
+    /// The folder is missing (2), not a simulated Mac (2), or malformed (1).
+    pub fn open(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("{} is not a folder", quote_path(root)),
+            )
+            .hint("create one with `fvsync sim create DIR --scenario NAME`"));
+        }
+        let path = root.join(MAC_FILE);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "{} is not a simulated Mac (no {MAC_FILE})",
+                    quote_path(root)
+                ),
+            )
+            .hint("create one with `fvsync sim create DIR --scenario NAME`"));
+        }
+        let bytes = fsio::read_capped(&path)?;
+        let mac: MacFile = plist::from_bytes(&bytes).map_err(|e| bad(&path, e))?;
+        if mac.format_version != FORMAT_VERSION {
+            return Err(bad(
+                &path,
+                format!(
+                    "FormatVersion {} (this fvsync reads {FORMAT_VERSION})",
+                    mac.format_version
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for c in &mac.containers {
+            check_device(&path, &c.reference)?;
+            check_uuid(&path, &c.uuid)?;
+            for v in &c.volumes {
+                check_device(&path, &v.device)?;
+                check_uuid(&path, &v.uuid)?;
+                if !seen.insert(v.device.clone()) {
+                    return Err(bad(&path, format!("device {} appears twice", v.device)));
+                }
+            }
+            for g in &c.groups {
+                check_uuid(&path, &g.uuid)?;
+            }
+        }
+        if !matches!(mac.boot_mode.as_str(), "recovery" | "normal") {
+            return Err(bad(&path, "BootMode must be `recovery` or `normal`"));
+        }
+        Ok(SimMac {
+            root: root.to_path_buf(),
+            mac,
+            unlocked: HashSet::new(),
+        })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn desc(&self, dev: &str) -> Result<(&ContainerDesc, &VolumeDesc)> {
+        for c in &self.mac.containers {
+            for v in &c.volumes {
+                if v.device == dev {
+                    return Ok((c, v));
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Usage,
+            format!("no volume {} on this Mac", crate::output::escape(dev)),
+        ))
+    }
+
+    fn keybag_path(&self, vol: &Volume) -> PathBuf {
+        self.root
+            .join(KEYBAGS_DIR)
+            .join(format!("{}.plist", vol.uuid))
+    }
+
+    /// Reads a volume's keybag (`None` when it has none).
+    ///
+    /// # Errors
+    /// Malformed or unreadable keybag.
+    pub fn keybag(&self, vol: &Volume) -> Result<Option<Keybag>> {
+        let path = self.keybag_path(vol);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        let bytes = fsio::read_capped(&path)?;
+        let kb: Keybag = plist::from_bytes(&bytes).map_err(|e| bad(&path, e))?;
+        if kb.format_version != FORMAT_VERSION {
+            return Err(bad(&path, format!("FormatVersion {}", kb.format_version)));
+        }
+        if !kb.volume_uuid.eq_ignore_ascii_case(&vol.uuid) {
+            return Err(bad(&path, "APFSVolumeUUID does not match the volume"));
+        }
+        for u in &kb.crypto_users {
+            check_uuid(&path, &u.uuid)?;
+            crate::crypto::check_iterations(u.iterations).map_err(|e| bad(&path, e))?;
+            let (salt_len, wrapped_len) = if u.flags & 2 != 0 { (16, 24) } else { (16, 40) };
+            if u.salt.as_ref().len() != salt_len || u.wrapped_kek.as_ref().len() != wrapped_len {
+                return Err(bad(
+                    &path,
+                    format!(
+                        "crypto user {}: salt or wrapped key of the wrong length",
+                        u.uuid
+                    ),
+                ));
+            }
+        }
+        if kb.wrapped_vek.as_ref().len() != 40 {
+            return Err(bad(&path, "WrappedVEK is not 40 bytes"));
+        }
+        Ok(Some(kb))
+    }
+
+    fn save_keybag(&self, vol: &Volume, kb: &Keybag) -> Result<()> {
+        let mut out = Vec::new();
+        plist::to_writer_xml(&mut out, kb)
+            .map_err(|e| Error::new(ErrorKind::Failure, format!("cannot encode a keybag: {e}")))?;
+        fsio::write_atomic(&self.keybag_path(vol), &out, fsio::Perms::PRIVATE)
+    }
+
+    /// Tries a passphrase against a crypto user's record: one attempt, counted.
+    fn attempt(
+        &self,
+        vol: &Volume,
+        user: &str,
+        pw: &Password,
+    ) -> Result<(Attempt, Option<Keybag>)> {
+        let Some(mut kb) = self.keybag(vol)? else {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("volume {} has no crypto users", vol.device),
+            ));
+        };
+        if kb.unlock_attempts.failed_attempts >= kb.unlock_attempts.attempt_limit {
+            return Ok((Attempt::Throttled, None));
+        }
+        let Some(entry) = kb
+            .crypto_users
+            .iter()
+            .find(|u| u.uuid.eq_ignore_ascii_case(user))
+        else {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("{user} is not a crypto user of volume {}", vol.device),
+            ));
+        };
+        let ok = unwrap_entry(entry, &kb, pw).is_some();
+        if ok {
+            if kb.unlock_attempts.failed_attempts != 0 {
+                kb.unlock_attempts.failed_attempts = 0;
+                self.save_keybag(vol, &kb)?;
+            }
+            Ok((Attempt::Accepted, Some(kb)))
+        } else {
+            kb.unlock_attempts.failed_attempts += 1;
+            self.save_keybag(vol, &kb)?;
+            Ok((Attempt::Rejected, None))
+        }
+    }
+
+    fn preboot_file(&self, vol: &Volume) -> Option<PathBuf> {
+        let group = vol.group_uuid.as_ref()?;
+        let c = self
+            .mac
+            .containers
+            .iter()
+            .find(|c| c.reference == vol.container)?;
+        let preboot = c
+            .volumes
+            .iter()
+            .find(|v| v.roles.iter().any(|r| r == "Preboot"))?;
+        Some(
+            self.root
+                .join(VOLUMES_DIR)
+                .join(&preboot.device)
+                .join(group)
+                .join(PREBOOT_USERS),
+        )
+    }
+
+    fn read_preboot(&self, vol: &Volume) -> Result<Option<plist::Dictionary>> {
+        let Some(path) = self.preboot_file(vol) else {
+            return Ok(None);
+        };
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        let bytes = fsio::read_capped(&path)?;
+        let v =
+            plist::Value::from_reader(std::io::Cursor::new(bytes)).map_err(|e| bad(&path, e))?;
+        v.into_dictionary()
+            .map(Some)
+            .ok_or_else(|| bad(&path, "the top level is not a dictionary"))
+    }
+}
+
+/// Unwraps the KEK with the passphrase, then the VEK with the KEK.
+fn unwrap_entry(
+    entry: &KeybagUser,
+    kb: &Keybag,
+    pw: &Password,
+) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let iterations = u32::try_from(entry.iterations).ok()?;
+    let corestorage = entry.flags & 2 != 0;
+    let kek = crate::crypto::apfs_unwrap_kek(
+        pw.expose(),
+        entry.salt.as_ref(),
+        iterations,
+        entry.wrapped_kek.as_ref(),
+        corestorage,
+    )
+    .ok()?;
+    let vek = crate::crypto::aes_unwrap(&kek, kb.wrapped_vek.as_ref()).ok()?;
+    Some(vek)
+}
+
+impl Platform for SimMac {
+    fn description(&self) -> String {
+        format!(
+            "simulated Mac at {} (scenario {})",
+            quote_path(&self.root),
+            crate::output::escape(&self.mac.scenario)
+        )
+    }
+
+    fn boot_mode(&self) -> BootMode {
+        if self.mac.boot_mode == "normal" {
+            BootMode::Normal
+        } else {
+            BootMode::Recovery
+        }
+    }
+
+    fn containers(&self) -> Result<Vec<Container>> {
+        let mode = self.boot_mode();
+        Ok(self
+            .mac
+            .containers
+            .iter()
+            .map(|c| Container {
+                reference: c.reference.clone(),
+                uuid: c.uuid.clone(),
+                volumes: c
+                    .volumes
+                    .iter()
+                    .map(|v| {
+                        let locked = v.locked && !self.unlocked.contains(&v.device);
+                        let group_uuid = c
+                            .groups
+                            .iter()
+                            .find(|g| g.volumes.iter().any(|m| m.device == v.device))
+                            .map(|g| g.uuid.clone());
+                        let is = |r: &str| v.roles.iter().any(|x| x == r);
+                        let mount_point = if locked || is("Preboot") || is("Recovery") || is("VM") {
+                            None
+                        } else {
+                            Some(match (mode, is("System"), is("Data")) {
+                                (BootMode::Normal, true, _)
+                                    if c.reference == self.mac.containers[0].reference =>
+                                {
+                                    "/".to_string()
+                                }
+                                (BootMode::Normal, _, true)
+                                    if c.reference == self.mac.containers[0].reference =>
+                                {
+                                    "/System/Volumes/Data".to_string()
+                                }
+                                _ => format!("/Volumes/{}", v.name),
+                            })
+                        };
+                        Volume {
+                            device: v.device.clone(),
+                            uuid: v.uuid.clone(),
+                            name: v.name.clone(),
+                            roles: v.roles.clone(),
+                            encryption: v.encryption,
+                            filevault: v.filevault,
+                            locked,
+                            group_uuid,
+                            mount_point,
+                            container: c.reference.clone(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn crypto_users(&self, vol: &Volume) -> Result<Vec<CryptoUser>> {
+        Ok(self
+            .keybag(vol)?
+            .map(|kb| {
+                kb.crypto_users
+                    .into_iter()
+                    .map(|u| CryptoUser {
+                        uuid: u.uuid.to_ascii_uppercase(),
+                        kind: u.kind,
+                        volume_owner: u.volume_owner,
+                        hint: u.hint,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>> {
+        let Some(dict) = self.read_preboot(vol)? else {
+            return Ok(None);
+        };
+        let path = self.preboot_file(vol).unwrap_or_default();
+        let mut users = Vec::new();
+        for (uuid, v) in dict {
+            let e: PrebootEntry =
+                plist::from_value(&v).map_err(|e| bad(&path, format!("entry {uuid}: {e}")))?;
+            if e.user_type != "LocalOpenDirectory" {
+                continue;
+            }
+            users.push(PrebootUser {
+                name: e.short_name,
+                real_name: e.full_name,
+                uuid: uuid.to_ascii_uppercase(),
+            });
+        }
+        Ok(Some(users))
+    }
+
+    fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
+        let (a, _) = self.attempt(vol, user, pw)?;
+        if a == Attempt::Accepted {
+            self.unlocked.insert(vol.device.clone());
+        }
+        Ok(a)
+    }
+
+    fn verify(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
+        Ok(self.attempt(vol, user, pw)?.0)
+    }
+
+    fn lock(&mut self, vol: &Volume) -> Result<()> {
+        self.unlocked.remove(&vol.device);
+        Ok(())
+    }
+
+    fn change_passphrase(
+        &mut self,
+        vol: &Volume,
+        user: &str,
+        old: &Password,
+        new: &Password,
+    ) -> Result<()> {
+        crate::failpoint::hit("sim-change-passphrase")?;
+        let (a, kb) = self.attempt(vol, user, old)?;
+        let mut kb = match (a, kb) {
+            (Attempt::Accepted, Some(kb)) => kb,
+            (Attempt::Throttled, _) => {
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    "Too many recent unlock attempts; unlocking disabled",
+                ))
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::AuthFailed,
+                    "FileVault did not accept the current passphrase",
+                ))
+            }
+        };
+        let idx = kb
+            .crypto_users
+            .iter()
+            .position(|u| u.uuid.eq_ignore_ascii_case(user))
+            .ok_or_else(|| Error::new(ErrorKind::Refused, "not a crypto user"))?;
+        let entry = &kb.crypto_users[idx];
+        let corestorage = entry.flags & 2 != 0;
+        let iterations = u32::try_from(entry.iterations)
+            .map_err(|_| Error::new(ErrorKind::Failure, "iteration count out of range"))?;
+        let kek = crate::crypto::apfs_unwrap_kek(
+            old.expose(),
+            entry.salt.as_ref(),
+            iterations,
+            entry.wrapped_kek.as_ref(),
+            corestorage,
+        )
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::AuthFailed,
+                "FileVault did not accept the current passphrase",
+            )
+        })?;
+        let salt: [u8; 16] = crate::crypto::random_bytes()
+            .map_err(|e| Error::new(ErrorKind::Failure, format!("no randomness: {e}")))?;
+        let wrapped =
+            crate::crypto::apfs_wrap_kek(new.expose(), &salt, iterations, &kek, corestorage)
+                .map_err(|e| Error::new(ErrorKind::Failure, format!("cannot wrap the key: {e}")))?;
+        let entry = &mut kb.crypto_users[idx];
+        entry.salt = Data::new(salt.to_vec());
+        entry.wrapped_kek = Data::new(wrapped);
+        entry.generation += 1;
+        self.save_keybag(vol, &kb)
+    }
+
+    fn update_preboot(&mut self, vol: &Volume) -> Result<()> {
+        crate::failpoint::hit("sim-update-preboot")?;
+        let Some(path) = self.preboot_file(vol) else {
+            return Ok(());
+        };
+        let Some(kb) = self.keybag(vol)? else {
+            return Ok(());
+        };
+        let mut dict = self.read_preboot(vol)?.unwrap_or_default();
+        for u in &kb.crypto_users {
+            let key = u.uuid.to_ascii_uppercase();
+            if let Some(v) = dict.get(&key) {
+                let mut e: PrebootEntry =
+                    plist::from_value(v).map_err(|e| bad(&path, format!("entry {key}: {e}")))?;
+                e.keybag_generation = u.generation;
+                e.passphrase_hint = u.hint.clone();
+                let nv = plist::to_value(&e).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Failure,
+                        format!("cannot encode Preboot entry: {e}"),
+                    )
+                })?;
+                dict.insert(key, nv);
+            }
+        }
+        let mut out = Vec::new();
+        plist::Value::Dictionary(dict)
+            .to_writer_xml(&mut out)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Failure,
+                    format!("cannot encode the Preboot list: {e}"),
+                )
+            })?;
+        fsio::write_atomic(
+            &path,
+            &out,
+            fsio::Perms {
+                mode: 0o644,
+                owner: None,
+            },
+        )
+    }
+
+    fn preboot_current(&self, vol: &Volume, user: &str) -> Result<Option<bool>> {
+        let (Some(dict), Some(kb)) = (self.read_preboot(vol)?, self.keybag(vol)?) else {
+            return Ok(None);
+        };
+        let Some(u) = kb
+            .crypto_users
+            .iter()
+            .find(|u| u.uuid.eq_ignore_ascii_case(user))
+        else {
+            return Ok(None);
+        };
+        let Some(v) = dict.get(&user.to_ascii_uppercase()) else {
+            return Ok(Some(false));
+        };
+        let path = self.preboot_file(vol).unwrap_or_default();
+        let e: PrebootEntry = plist::from_value(v).map_err(|e| bad(&path, e))?;
+        Ok(Some(e.keybag_generation == u.generation))
+    }
+
+    fn files(&self, vol: &Volume) -> Result<PathBuf> {
+        let (_, d) = self.desc(&vol.device)?;
+        if d.locked && !self.unlocked.contains(&vol.device) {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!(
+                    "volume {} ({}) is locked",
+                    vol.device,
+                    crate::output::escape(&vol.name)
+                ),
+            )
+            .hint("unlock it with a FileVault user's password first"));
+        }
+        let p = self.root.join(VOLUMES_DIR).join(&vol.device);
+        if !p.is_dir() {
+            return Err(bad(&p, "the volume's folder is missing"));
+        }
+        Ok(p)
+    }
+}
