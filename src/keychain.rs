@@ -94,6 +94,12 @@ const MAX_TABLES: u32 = 4096;
 const RECORD_HEADER_LEN: usize = 24;
 const TABLE_HEADER_LEN: usize = 28;
 
+/// A decrypted generic-password item: `(service, account, secret)`.
+pub type GenericPassword = (String, String, Zeroizing<Vec<u8>>);
+
+/// An item key with its `ssgp`+label index.
+type ItemKey = ([u8; 20], Zeroizing<Vec<u8>>);
+
 type TdesCbcDec = cbc::Decryptor<des::TdesEde3>;
 type TdesCbcEnc = cbc::Encryptor<des::TdesEde3>;
 
@@ -594,7 +600,7 @@ pub fn rekey(file: &[u8], old: &[u8], new: &[u8]) -> Result<Vec<u8>, KeychainErr
 pub fn decrypt_generic_passwords(
     file: &[u8],
     pw: &[u8],
-) -> Result<Vec<(String, String, Zeroizing<Vec<u8>>)>, KeychainError> {
+) -> Result<Vec<GenericPassword>, KeychainError> {
     let (_, keys) = unlock(file, pw)?;
     let keys = keys.ok_or(KeychainError::WrongPassword)?;
     let t = tables(file)?;
@@ -605,8 +611,12 @@ pub fn decrypt_generic_passwords(
     let n_sym = schema.get(&TABLE_SYMMETRIC_KEY).map_or(0, Vec::len);
     for &off in table(&t, TABLE_SYMMETRIC_KEY).map_or(&[][..], |x| &x.records[..]) {
         let rec = record(file, off)?;
-        let data = record_data(rec, n_sym)?;
-        if let Some((index, key)) = unwrap_item_key(data, &keys.encryption)? {
+        // The key's "ssgp"+label index follows the KeyBlob (it is the record's Label
+        // attribute), so pass everything from the blob start to the record end.
+        let payload = rec
+            .get(record_data_start(n_sym)?..)
+            .ok_or(KeychainError::Truncated("key record"))?;
+        if let Some((index, key)) = unwrap_item_key(payload, &keys.encryption)? {
             item_keys.insert(index, key);
         }
     }
@@ -636,10 +646,7 @@ pub fn decrypt_generic_passwords(
 }
 
 /// Unwraps a SymmetricKey record's KeyBlob. `Ok(None)` if it is not an `ssgp` key.
-fn unwrap_item_key(
-    data: &[u8],
-    db_key: &[u8; 24],
-) -> Result<Option<([u8; 20], Zeroizing<Vec<u8>>)>, KeychainError> {
+fn unwrap_item_key(data: &[u8], db_key: &[u8; 24]) -> Result<Option<ItemKey>, KeychainError> {
     if be32(data, 0, "key blob magic")? != BLOB_MAGIC {
         return Ok(None);
     }
@@ -825,6 +832,7 @@ mod tests {
     #[test]
     fn sample_items_decrypt() {
         let items = decrypt_generic_passwords(&sample(), SAMPLE_PW).unwrap();
+        assert_eq!(items.len(), 2);
         assert!(items
             .iter()
             .any(|(s, a, p)| s == "moond4rk.com" && a == "admin" && &p[..] == b"password#123"));
@@ -930,17 +938,23 @@ mod tests {
         ff.resize(4096, 0xff);
         assert!(check(&ff, b"x").is_err());
         // Every truncation point fails cleanly (find_db_blob avoids PBKDF2 cost).
+        let blob_end = find_db_blob(&file).unwrap().range().end;
         for n in 0..file.len() {
-            assert!(find_db_blob(&file[..n]).is_err(), "prefix {n}");
+            let r = find_db_blob(&file[..n]);
+            if n < blob_end {
+                assert!(r.is_err(), "prefix {n}");
+            }
         }
         // Pseudo-random corruption of header/table bytes never panics.
         let mut state = 0x1234_5678u32;
         for _ in 0..2000 {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             let mut f = file.clone();
-            let pos = (state as usize) % 1024.min(f.len());
+            let pos = (state as usize) % f.len();
             f[pos] = (state >> 16) as u8;
             let _ = find_db_blob(&f);
+            let _ = check(&f, SAMPLE_PW);
+            let _ = decrypt_generic_passwords(&f, SAMPLE_PW);
         }
         // Bad magic.
         let blob = find_db_blob(&file).unwrap();

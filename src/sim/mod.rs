@@ -6,7 +6,8 @@
 //! Files stay plain files; the lock is enforced here: a locked volume's folder is
 //! not handed out until a passphrase unwraps a crypto user's key. Unlocks last for
 //! the process (like a Recovery session that ends in a restart); failed attempts
-//! are counted on disk per volume, as the Secure Enclave counts them.
+//! are counted on disk per volume, as the Secure Enclave counts them (a success
+//! does not reset the count: the model never hands attempts back).
 
 pub mod scenarios;
 
@@ -30,6 +31,8 @@ pub const KEYBAGS_DIR: &str = "Keybags";
 pub const VOLUMES_DIR: &str = "Volumes";
 /// The Preboot user list, relative to `<Preboot volume>/<VolumeGroupUUID>/`.
 pub const PREBOOT_USERS: &str = "var/db/CryptoUserInfo.plist";
+/// Failed attempts allowed when `SecureEnclave.plist` does not say (Recovery's 10).
+pub const DEFAULT_ATTEMPT_LIMIT: u64 = 10;
 /// Format version this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
 
@@ -145,8 +148,6 @@ pub struct Keybag {
     pub wrapped_vek: Data,
     /// One entry per crypto user.
     pub crypto_users: Vec<KeybagUser>,
-    /// The Secure Enclave's view of failed attempts.
-    pub unlock_attempts: AttemptCounter,
 }
 
 /// One crypto user's unlock record.
@@ -185,7 +186,12 @@ pub struct KeybagUser {
     pub generation: u64,
 }
 
-/// The failed-attempt counter.
+/// The Secure Enclave's state: failed-attempt counters per volume, keyed by
+/// `APFSVolumeUUID` in `SecureEnclave.plist`. It models hardware, not a file on
+/// the Mac's disks: a dry run may change it (a rejected attempt is spent).
+pub const ENCLAVE_FILE: &str = "SecureEnclave.plist";
+
+/// The failed-attempt counter of one volume.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AttemptCounter {
@@ -398,13 +404,18 @@ impl SimMac {
         user: &str,
         pw: &Password,
     ) -> Result<(Attempt, Option<Keybag>)> {
-        let Some(mut kb) = self.keybag(vol)? else {
+        let Some(kb) = self.keybag(vol)? else {
             return Err(Error::new(
                 ErrorKind::Refused,
                 format!("volume {} has no crypto users", vol.device),
             ));
         };
-        if kb.unlock_attempts.failed_attempts >= kb.unlock_attempts.attempt_limit {
+        let mut enclave = self.enclave()?;
+        let counter = enclave.entry(vol.uuid.clone()).or_insert(AttemptCounter {
+            failed_attempts: 0,
+            attempt_limit: DEFAULT_ATTEMPT_LIMIT,
+        });
+        if counter.failed_attempts >= counter.attempt_limit {
             return Ok((Attempt::Throttled, None));
         }
         let Some(entry) = kb
@@ -419,16 +430,39 @@ impl SimMac {
         };
         let ok = unwrap_entry(entry, &kb, pw).is_some();
         if ok {
-            if kb.unlock_attempts.failed_attempts != 0 {
-                kb.unlock_attempts.failed_attempts = 0;
-                self.save_keybag(vol, &kb)?;
-            }
+            // Conservative model: a success does not give failed attempts back,
+            // so a scenario's limit stays as tight as it was set, and checking a
+            // right password writes nothing (dry runs stay byte-identical).
             Ok((Attempt::Accepted, Some(kb)))
         } else {
-            kb.unlock_attempts.failed_attempts += 1;
-            self.save_keybag(vol, &kb)?;
+            counter.failed_attempts += 1;
+            self.save_enclave(&enclave)?;
             Ok((Attempt::Rejected, None))
         }
+    }
+
+    /// The Secure Enclave's counters (empty when the file is absent).
+    ///
+    /// # Errors
+    /// The file is malformed.
+    pub fn enclave(&self) -> Result<std::collections::BTreeMap<String, AttemptCounter>> {
+        let path = self.root.join(ENCLAVE_FILE);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(Default::default());
+        }
+        let bytes = fsio::read_capped(&path)?;
+        plist::from_bytes(&bytes).map_err(|e| bad(&path, e))
+    }
+
+    fn save_enclave(&self, e: &std::collections::BTreeMap<String, AttemptCounter>) -> Result<()> {
+        let mut out = Vec::new();
+        plist::to_writer_xml(&mut out, e).map_err(|e| {
+            Error::new(
+                ErrorKind::Failure,
+                format!("cannot encode the enclave state: {e}"),
+            )
+        })?;
+        fsio::write_atomic(&self.root.join(ENCLAVE_FILE), &out, fsio::Perms::PRIVATE)
     }
 
     fn preboot_file(&self, vol: &Volume) -> Option<PathBuf> {

@@ -14,7 +14,8 @@ use plist::{Data, Dictionary, Value};
 
 use super::{
     AttemptCounter, ContainerDesc, GroupDesc, GroupMember, Keybag, KeybagUser, MacFile,
-    PrebootEntry, VolumeDesc, FORMAT_VERSION, KEYBAGS_DIR, MAC_FILE, PREBOOT_USERS, VOLUMES_DIR,
+    PrebootEntry, VolumeDesc, ENCLAVE_FILE, FORMAT_VERSION, KEYBAGS_DIR, MAC_FILE, PREBOOT_USERS,
+    VOLUMES_DIR,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{GROUPS_DIR, USERS_DIR};
@@ -388,12 +389,7 @@ fn keychain_for(pw: &str) -> Result<Vec<u8>> {
     .map_err(fail)
 }
 
-fn keybag(
-    vol_uuid: &str,
-    users: &[(&str, &str, &str, bool)],
-    it: Iterations,
-    failed: u64,
-) -> Result<Keybag> {
+fn keybag(vol_uuid: &str, users: &[(&str, &str, &str, bool)], it: Iterations) -> Result<Keybag> {
     let kek: [u8; 32] = crate::crypto::random_bytes().map_err(fail)?;
     let vek: [u8; 32] = crate::crypto::random_bytes().map_err(fail)?;
     let wrapped_vek = crate::crypto::aes_wrap(&kek, &vek).map_err(fail)?;
@@ -419,10 +415,6 @@ fn keybag(
         volume_uuid: vol_uuid.to_string(),
         wrapped_vek: Data::new(wrapped_vek),
         crypto_users,
-        unlock_attempts: AttemptCounter {
-            failed_attempts: failed,
-            attempt_limit: ATTEMPT_LIMIT,
-        },
     })
 }
 
@@ -442,7 +434,22 @@ struct DataVolume<'a> {
     failed: u64,
 }
 
-fn build_data_volume(root: &Path, dv: &DataVolume<'_>, it: Iterations, now: f64) -> Result<()> {
+fn build_data_volume(
+    root: &Path,
+    dv: &DataVolume<'_>,
+    it: Iterations,
+    now: f64,
+    enclave: &mut std::collections::BTreeMap<String, AttemptCounter>,
+) -> Result<()> {
+    if dv.filevault {
+        enclave.insert(
+            dv.uuid.to_string(),
+            AttemptCounter {
+                failed_attempts: dv.failed,
+                attempt_limit: ATTEMPT_LIMIT,
+            },
+        );
+    }
     let vroot = root.join(VOLUMES_DIR).join(dv.device);
     let users_dir = vroot.join(USERS_DIR);
     write(
@@ -496,7 +503,7 @@ fn build_data_volume(root: &Path, dv: &DataVolume<'_>, it: Iterations, now: f64)
             RECOVERY_KEY,
             false,
         ));
-        let kb = keybag(dv.uuid, &entries, it, dv.failed)?;
+        let kb = keybag(dv.uuid, &entries, it)?;
         write(
             &root.join(KEYBAGS_DIR).join(format!("{}.plist", dv.uuid)),
             &xml(&kb)?,
@@ -697,6 +704,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
         v
     };
 
+    let mut enclave = std::collections::BTreeMap::new();
     let internal_group = "7E1A0000-4A4A-4B4B-9C9C-00000000C0DE";
     let internal_data = "DA7A0000-5A5A-4B4B-8C8C-0000000000A5";
     let mut containers = vec![container(
@@ -722,6 +730,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
         },
         it,
         now,
+        &mut enclave,
     )?;
     if s.multi_volume {
         let group = "7E1A0001-4A4A-4B4B-9C9C-00000000C0DE";
@@ -749,6 +758,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
             },
             it,
             now,
+            &mut enclave,
         )?;
     }
     for c in &containers {
@@ -764,6 +774,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
         containers,
     };
     write(&root.join(MAC_FILE), &xml(&mac)?, 0o644)?;
+    write(&root.join(ENCLAVE_FILE), &xml(&enclave)?, 0o600)?;
     let kb = root.join(KEYBAGS_DIR);
     fs::create_dir_all(&kb).map_err(|e| Error::io("create", &kb, &e))?;
 

@@ -1,0 +1,264 @@
+//! Shared helpers for the integration tests: run the binary, build simulated
+//! Macs, hash trees, and an independent check of every secret that does not go
+//! through fvsync's engine (it reads the plists itself and calls the RustCrypto
+//! crates directly for FileVault and the login hash).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use sha2::{Digest, Sha256};
+
+pub const OLD: &str = "Old-Passw0rd!";
+pub const NEW: &str = "New-Passw0rd!";
+pub const ALICE_UUID: &str = "A11CE000-1D2E-4F3A-9B8C-0123456789AB";
+pub const DATA_UUID: &str = "DA7A0000-5A5A-4B4B-8C8C-0000000000A5";
+
+pub const SCENARIOS: &[&str] = &[
+    "in-sync",
+    "fv-old-login-new",
+    "all-old",
+    "keychain-old",
+    "login-old-fv-new",
+    "not-a-filevault-user",
+    "filevault-off",
+    "multi-volume",
+    "throttled",
+    "unknown-hash",
+];
+
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn fvsync() -> Command {
+    let mut c = Command::cargo_bin("fvsync").unwrap();
+    c.env_remove("FVSYNC_FAILPOINT").env("NO_COLOR", "1");
+    c
+}
+
+pub fn run(args: &[&str], stdin: &str) -> Out {
+    run_env(args, stdin, &[])
+}
+
+pub fn run_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
+    let mut c = fvsync();
+    c.args(args).write_stdin(stdin.to_string());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A fresh simulated Mac (fast iteration counts) in a temp dir.
+pub fn mac(scenario: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("mac");
+    let o = run(
+        &[
+            "sim",
+            "create",
+            dir.to_str().unwrap(),
+            "--scenario",
+            scenario,
+            "--iterations",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(o.code, Some(0), "sim create {scenario}: {}", o.stderr);
+    (t, dir)
+}
+
+/// Runs a user command on a simulated Mac with passwords on stdin.
+pub fn cmd(dir: &Path, args: &[&str], passwords: &[&str]) -> Out {
+    cmd_env(dir, args, passwords, &[])
+}
+
+pub fn cmd_env(dir: &Path, args: &[&str], passwords: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut a = vec!["--simulate", dir.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let stdin: String = passwords.iter().map(|p| format!("{p}\n")).collect();
+    run_env(&a, &stdin, env)
+}
+
+pub fn json(o: &Out) -> serde_json::Value {
+    serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", o.stdout, o.stderr))
+}
+
+/// Every file under `dir` with its SHA-256 and mode.
+pub fn tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
+    let mut m = BTreeMap::new();
+    fn walk(base: &Path, d: &Path, m: &mut BTreeMap<String, (String, u32)>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if meta.is_dir() {
+                m.insert(
+                    format!("{rel}/"),
+                    (String::new(), meta.permissions().mode()),
+                );
+                walk(base, &p, m);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                m.insert(
+                    rel,
+                    (
+                        hex::encode(Sha256::digest(&bytes)),
+                        meta.permissions().mode(),
+                    ),
+                );
+            }
+        }
+    }
+    walk(dir, dir, &mut m);
+    m
+}
+
+pub fn data_root(dir: &Path) -> PathBuf {
+    dir.join("Volumes/disk3s5")
+}
+
+pub fn record_path(dir: &Path, user: &str) -> PathBuf {
+    data_root(dir).join(format!(
+        "private/var/db/dslocal/nodes/Default/users/{user}.plist"
+    ))
+}
+
+pub fn keychain_path(dir: &Path, user: &str) -> PathBuf {
+    data_root(dir).join(format!("Users/{user}/Library/Keychains/login.keychain-db"))
+}
+
+/// Independent FileVault check: reads the keybag plist itself, derives with
+/// the pbkdf2 crate and unwraps with aes-kw. Does not count as an attempt.
+pub fn fv_accepts(dir: &Path, user_uuid: &str, pw: &str) -> bool {
+    let kb = plist::Value::from_file(dir.join(format!("Keybags/{DATA_UUID}.plist"))).unwrap();
+    let kb = kb.as_dictionary().unwrap();
+    let wrapped_vek = kb["WrappedVEK"].as_data().unwrap();
+    for u in kb["CryptoUsers"].as_array().unwrap() {
+        let u = u.as_dictionary().unwrap();
+        if u["APFSCryptoUserUUID"].as_string().unwrap() != user_uuid {
+            continue;
+        }
+        let salt = u["KEKSalt"].as_data().unwrap();
+        let iters = u["KEKIterations"].as_unsigned_integer().unwrap() as u32;
+        let wrapped = u["WrappedKEK"].as_data().unwrap();
+        let mut dk = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(pw.as_bytes(), salt, iters, &mut dk);
+        let kw = aes_kw::KekAes256::from(dk);
+        let mut kek = [0u8; 32];
+        if kw.unwrap(wrapped, &mut kek).is_err() {
+            return false;
+        }
+        let kw2 = aes_kw::KekAes256::from(kek);
+        let mut vek = [0u8; 32];
+        return kw2.unwrap(wrapped_vek, &mut vek).is_ok();
+    }
+    panic!("no crypto user {user_uuid}");
+}
+
+/// Independent login check: SALTED-SHA512-PBKDF2 recomputed with the pbkdf2
+/// crate from the record's plist; SRP through fvsync's KAT-tested entry.
+pub fn login_accepts(dir: &Path, user: &str, pw: &str) -> (bool, bool) {
+    let rec = plist::Value::from_file(record_path(dir, user)).unwrap();
+    let blob = rec.as_dictionary().unwrap()["ShadowHashData"]
+        .as_array()
+        .unwrap()[0]
+        .as_data()
+        .unwrap()
+        .to_vec();
+    let inner = plist::Value::from_reader(std::io::Cursor::new(blob)).unwrap();
+    let inner = inner.as_dictionary().unwrap();
+    let salted = inner.get("SALTED-SHA512-PBKDF2").map(|e| {
+        let e = e.as_dictionary().unwrap();
+        let mut out = [0u8; 128];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha512>(
+            pw.as_bytes(),
+            e["salt"].as_data().unwrap(),
+            e["iterations"].as_unsigned_integer().unwrap() as u32,
+            &mut out,
+        );
+        out.as_slice() == e["entropy"].as_data().unwrap()
+    });
+    let sh = fvsync::shadowhash::ShadowHash::parse_attribute(
+        &rec.as_dictionary().unwrap()["ShadowHashData"],
+    )
+    .unwrap();
+    let srp = sh
+        .srp
+        .map(|e| e.check(pw.as_bytes()) == fvsync::shadowhash::Check::Match);
+    (salted.unwrap_or(false), srp.unwrap_or(false))
+}
+
+pub fn keychain_accepts(dir: &Path, user: &str, pw: &str) -> bool {
+    let bytes = std::fs::read(keychain_path(dir, user)).unwrap();
+    matches!(
+        fvsync::keychain::check(&bytes, pw.as_bytes()),
+        Ok(fvsync::keychain::KeychainCheck::Accepts)
+    )
+}
+
+/// Which of OLD/NEW a secret accepts: "old", "new", "neither".
+pub fn which(old: bool, new: bool) -> &'static str {
+    match (old, new) {
+        (true, false) => "old",
+        (false, true) => "new",
+        (true, true) => "both",
+        _ => "neither",
+    }
+}
+
+/// alice's secrets as the independent check sees them: (filevault, login, srp, keychain).
+pub fn alice_state(
+    dir: &Path,
+    filevault: bool,
+) -> (&'static str, &'static str, &'static str, &'static str) {
+    let fv = if filevault {
+        which(
+            fv_accepts(dir, ALICE_UUID, OLD),
+            fv_accepts(dir, ALICE_UUID, NEW),
+        )
+    } else {
+        "n/a"
+    };
+    let (lo, so) = login_accepts(dir, "alice", OLD);
+    let (ln, sn) = login_accepts(dir, "alice", NEW);
+    (
+        fv,
+        which(lo, ln),
+        which(so, sn),
+        which(
+            keychain_accepts(dir, "alice", OLD),
+            keychain_accepts(dir, "alice", NEW),
+        ),
+    )
+}
+
+pub fn failed_attempts(dir: &Path) -> u64 {
+    let e = plist::Value::from_file(dir.join("SecureEnclave.plist")).unwrap();
+    e.as_dictionary().unwrap()[DATA_UUID]
+        .as_dictionary()
+        .unwrap()["FailedAttempts"]
+        .as_unsigned_integer()
+        .unwrap()
+}
+
+/// The Mac's files: every file but the Secure Enclave's counters (hardware
+/// state, which a rejected attempt changes even in a dry run).
+pub fn disk_tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
+    let mut t = tree(dir);
+    t.remove("SecureEnclave.plist");
+    t
+}

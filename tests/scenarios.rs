@@ -1,0 +1,462 @@
+//! Every scenario × {diagnose, reconcile --dry-run, reconcile, verify}: the
+//! expected matrix and exit code, checked through the binary's JSON and, after
+//! reconcile, by an independent check of the bytes on disk.
+
+mod common;
+use common::*;
+
+/// (scenario, diagnose exit, [filevault, login, srp, keychain] as diagnose reports them).
+const EXPECTED: &[(&str, i32, [&str; 4])] = &[
+    ("in-sync", 0, ["new", "new", "new", "new"]),
+    ("fv-old-login-new", 3, ["old", "new", "new", "new"]),
+    ("all-old", 3, ["old", "old", "old", "old"]),
+    ("keychain-old", 3, ["new", "new", "new", "old"]),
+    ("login-old-fv-new", 3, ["new", "old", "old", "old"]),
+    ("filevault-off", 3, ["not-applicable", "old", "old", "old"]),
+    ("multi-volume", 3, ["old", "new", "new", "new"]),
+    ("throttled", 3, ["old", "new", "new", "new"]),
+    ("unknown-hash", 3, ["old", "unknown", "unknown", "new"]),
+];
+
+fn accepts(v: &serde_json::Value) -> Vec<String> {
+    v["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["accepts"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn diagnose_matrix_every_scenario() {
+    for (scenario, code, matrix) in EXPECTED {
+        let (_t, dir) = mac(scenario);
+        let o = cmd(
+            &dir,
+            &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+            &[OLD, NEW],
+        );
+        assert_eq!(o.code, Some(*code), "{scenario}: {}", o.stderr);
+        let v = json(&o);
+        assert_eq!(v["version"], 1);
+        assert_eq!(accepts(&v), matrix.to_vec(), "{scenario}");
+        let used = v["filevault_attempts"]["used"].as_u64().unwrap();
+        assert!(used <= 2, "{scenario}: {used} attempts");
+        // FileVault on NEW costs one failed attempt (OLD is tried first); on OLD none.
+        let expect_failed = if matrix[0] == "new" { 1 } else { 0 };
+        assert_eq!(
+            v["filevault_attempts"]["failed"], expect_failed,
+            "{scenario}"
+        );
+    }
+}
+
+#[test]
+fn not_a_filevault_user_is_refused_everywhere() {
+    let (_t, dir) = mac("not-a-filevault-user");
+    let before = tree(&dir);
+    for args in [
+        vec!["diagnose", "--user", "alice", "--password-stdin"],
+        vec!["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        vec![
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--dry-run",
+        ],
+    ] {
+        let o = cmd(&dir, &args, &[OLD, NEW]);
+        assert_eq!(o.code, Some(5), "{args:?}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("fvsync: error:") && o.stderr.contains("fvsync: hint:"),
+            "{}",
+            o.stderr
+        );
+        assert!(
+            o.stderr.contains("SecureToken") || o.stderr.contains("secureTokenOn"),
+            "{}",
+            o.stderr
+        );
+    }
+    assert_eq!(tree(&dir), before, "a refused command changed files");
+    // bob is a FileVault user on the same Mac and can be diagnosed.
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "bob", "--password-stdin"],
+        &["Bob-Passw0rd!", "Bob-Passw0rd!"],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+}
+
+#[test]
+fn dry_run_writes_nothing_in_any_scenario() {
+    for scenario in SCENARIOS {
+        let (_t, dir) = mac(scenario);
+        let before = disk_tree(&dir);
+        let o = cmd(
+            &dir,
+            &[
+                "reconcile",
+                "--user",
+                "alice",
+                "--password-stdin",
+                "--dry-run",
+            ],
+            &[OLD, NEW],
+        );
+        let want = if *scenario == "not-a-filevault-user" {
+            5
+        } else {
+            0
+        };
+        assert_eq!(o.code, Some(want), "{scenario}: {}", o.stderr);
+        if want == 0 {
+            assert!(
+                o.stdout.contains("Dry run: nothing was changed"),
+                "{scenario}: {}",
+                o.stdout
+            );
+        }
+        assert_eq!(
+            disk_tree(&dir),
+            before,
+            "{scenario}: dry run changed a file"
+        );
+    }
+}
+
+#[test]
+fn reconcile_then_verify_every_scenario() {
+    for (scenario, _, before) in EXPECTED {
+        let (_t, dir) = mac(scenario);
+        let o = cmd(
+            &dir,
+            &[
+                "--json",
+                "reconcile",
+                "--user",
+                "alice",
+                "--password-stdin",
+                "--yes",
+            ],
+            &[OLD, NEW],
+        );
+        assert_eq!(o.code, Some(0), "{scenario}: {}", o.stderr);
+        let v = json(&o);
+        assert!(
+            v["filevault_attempts"]["used"].as_u64().unwrap() <= 2,
+            "{scenario}"
+        );
+        let changed: Vec<&str> = v["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        if *scenario == "in-sync" {
+            assert!(changed.is_empty(), "{changed:?}");
+        }
+        if before[0] == "old" {
+            assert!(
+                changed.contains(&"filevault") && changed.contains(&"preboot"),
+                "{scenario}: {changed:?}"
+            );
+        }
+        // The independent check: every secret fvsync manages accepts NEW, not OLD.
+        let fv = *scenario != "filevault-off";
+        assert_eq!(
+            alice_state(&dir, fv),
+            (if fv { "new" } else { "n/a" }, "new", "new", "new"),
+            "{scenario}"
+        );
+        // verify through the binary.
+        let o = cmd(
+            &dir,
+            &["--json", "verify", "--user", "alice", "--password-stdin"],
+            &[NEW],
+        );
+        assert_eq!(o.code, Some(0), "{scenario}: {}{}", o.stdout, o.stderr);
+        let v = json(&o);
+        assert_eq!(v["in_sync"], true);
+        assert_eq!(
+            v["preboot_current"],
+            if fv {
+                serde_json::json!(true)
+            } else {
+                serde_json::Value::Null
+            }
+        );
+        if *scenario == "throttled" {
+            continue; // no attempt to spare for the checks below
+        }
+        // verify with OLD now says out of sync (exit 3).
+        let o = cmd(
+            &dir,
+            &["verify", "--user", "alice", "--password-stdin"],
+            &[OLD],
+        );
+        assert_eq!(o.code, Some(3), "{scenario}: {}", o.stdout);
+        // A second reconcile has nothing to do.
+        let o = cmd(
+            &dir,
+            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            &[OLD, NEW],
+        );
+        assert_eq!(o.code, Some(0), "{scenario}: {}", o.stderr);
+        assert!(
+            o.stdout.contains("Nothing to do"),
+            "{scenario}: {}",
+            o.stdout
+        );
+    }
+}
+
+#[test]
+fn reconcile_keeps_other_attributes_owner_and_mode() {
+    let (_t, dir) = mac("all-old");
+    let path = record_path(&dir, "alice");
+    let before = plist::Value::from_file(&path)
+        .unwrap()
+        .into_dictionary()
+        .unwrap();
+    let o = cmd(
+        &dir,
+        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        bytes.starts_with(b"bplist00"),
+        "records are written as binary plists"
+    );
+    let after = plist::Value::from_file(&path)
+        .unwrap()
+        .into_dictionary()
+        .unwrap();
+    for (k, v) in &before {
+        if !matches!(
+            k.as_str(),
+            "ShadowHashData" | "accountPolicyData" | "authentication_authority"
+        ) {
+            assert_eq!(after.get(k), Some(v), "attribute {k} changed");
+        }
+    }
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let aa: Vec<&str> = after["authentication_authority"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    assert!(
+        aa.contains(&";ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2,SRP-RFC5054-4096-SHA512-PBKDF2>"),
+        "{aa:?}"
+    );
+    assert!(aa.contains(&";SecureToken;"), "{aa:?}");
+    // accountPolicyData: failed logins reset, password-last-set moved forward.
+    let rec = fvsync::record::UserRecord::parse(&bytes).unwrap();
+    let p = rec.account_policy().unwrap();
+    assert_eq!(p.failed_login_count, Some(0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - p.password_last_set.unwrap()).abs() < 600.0);
+    // The backup is the original record, 0600, outside the dslocal users folder.
+    let backups = data_root(&dir).join("private/var/db/fvsync/backups");
+    let b: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let rec_backup = b
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "plist"))
+        .unwrap();
+    let orig = plist::Value::from_file(rec_backup)
+        .unwrap()
+        .into_dictionary()
+        .unwrap();
+    assert_eq!(orig, before);
+    assert_eq!(
+        std::fs::metadata(rec_backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // bob and itadmin are untouched.
+    assert_eq!(login_accepts(&dir, "bob", "Bob-Passw0rd!"), (true, true));
+    assert!(fv_accepts(
+        &dir,
+        "B0B00000-2E3F-4A5B-8C9D-123456789ABC",
+        "Bob-Passw0rd!"
+    ));
+    // The audit log has one line, without secrets or hashes.
+    let log = std::fs::read_to_string(data_root(&dir).join("private/var/log/fvsync.log")).unwrap();
+    assert_eq!(log.lines().count(), 1);
+    assert!(
+        log.contains("user=alice")
+            && log.contains("result=ok")
+            && log.contains("changed=filevault,login,keychain,preboot"),
+        "{log}"
+    );
+    assert!(!log.contains(OLD) && !log.contains(NEW));
+}
+
+#[test]
+fn throttled_wrong_old_spends_one_attempt_and_exits_4() {
+    let (_t, dir) = mac("throttled");
+    for command in ["diagnose", "reconcile"] {
+        let (_t, dir) = mac("throttled");
+        let o = cmd(
+            &dir,
+            &[
+                "--json",
+                command,
+                "--user",
+                "alice",
+                "--password-stdin",
+                "--yes",
+            ]
+            .iter()
+            .copied()
+            .filter(|a| command == "reconcile" || *a != "--yes")
+            .collect::<Vec<_>>(),
+            &["Wrong-Passw0rd!", NEW],
+        );
+        assert_eq!(o.code, Some(4), "{command}: {}{}", o.stdout, o.stderr);
+        assert_eq!(
+            failed_attempts(&dir),
+            10,
+            "exactly one more failure was spent"
+        );
+        assert!(o.stderr.contains("1 attempt used"), "{}", o.stderr);
+        assert!(alice_state(&dir, true).0 == "old");
+    }
+    // With the right OLD, the same Mac reconciles: one attempt left is enough
+    // when no attempt fails.
+    let o = cmd(
+        &dir,
+        &[
+            "--json",
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(json(&o)["filevault_attempts"]["failed"], 0);
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+}
+
+#[test]
+fn neither_password_opens_filevault() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let before = tree(&dir);
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &["Wrong-1", "Wrong-2"],
+    );
+    assert_eq!(o.code, Some(4), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["filevault_attempts"]["used"], 2);
+    assert_eq!(v["filevault_attempts"]["failed"], 2);
+    assert_eq!(failed_attempts(&dir), 2);
+    // Nothing but the Secure Enclave's counter changed.
+    let after = tree(&dir);
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(changed, vec!["SecureEnclave.plist".to_string()]);
+}
+
+#[test]
+fn same_password_twice_costs_one_attempt() {
+    let (_t, dir) = mac("in-sync");
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &[NEW, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["filevault_attempts"]["used"], 1);
+    assert_eq!(accepts(&v), vec!["both", "both", "both", "both"]);
+}
+
+#[test]
+fn undo_puts_the_last_reconcile_back() {
+    let (_t, dir) = mac("all-old");
+    let rec_before = std::fs::read(record_path(&dir, "alice")).unwrap();
+    let kc_before = std::fs::read(keychain_path(&dir, "alice")).unwrap();
+    let o = cmd(
+        &dir,
+        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(alice_state(&dir, true), ("old", "old", "old", "old"));
+    assert_eq!(
+        std::fs::read(record_path(&dir, "alice")).unwrap(),
+        rec_before
+    );
+    assert_eq!(
+        std::fs::read(keychain_path(&dir, "alice")).unwrap(),
+        kc_before
+    );
+    // A second undo is refused: there is nothing left to undo.
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(5), "{}", o.stderr);
+}
+
+#[test]
+fn multi_volume_picks_the_volume_or_asks() {
+    let (_t, dir) = mac("multi-volume");
+    // bob is on both Data volumes.
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "bob", "--password-stdin"],
+        &["Bob-Passw0rd!", "Bob-Passw0rd!"],
+    );
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("--volume"), "{}", o.stderr);
+    let o = cmd(
+        &dir,
+        &[
+            "--json",
+            "diagnose",
+            "--user",
+            "bob",
+            "--volume",
+            "disk5s5",
+            "--password-stdin",
+        ],
+        &["Bob-Passw0rd!", "Bob-Passw0rd!"],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(json(&o)["volume"], "disk5s5");
+}
