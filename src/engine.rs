@@ -92,6 +92,7 @@ fn observe(
     target: Target,
     old: Option<&Password>,
     new: &Password,
+    new_first: bool,
 ) -> Result<Observed> {
     let mut ledger = Ledger::default();
     let mut unlocked_by_us = false;
@@ -107,7 +108,7 @@ fn observe(
         ctx.ui.progress("checking the FileVault password...");
         let r = match old {
             Some(old) => {
-                let proven = ledger.probe(ctx.p, &vol, &c.uuid, old, new, unlock)?;
+                let proven = ledger.probe(ctx.p, &vol, &c.uuid, old, new, unlock, new_first)?;
                 if unlock && matches!(proven, Proven::Old | Proven::New) {
                     unlocked_by_us = true;
                 }
@@ -433,7 +434,7 @@ fn fv_gate(o: &Observed) -> Result<()> {
 pub fn diagnose(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
     let (old, new) = read_old_new(ctx.src, &target.user)?;
-    let mut o = observe(ctx, target, Some(&old), &new)?;
+    let mut o = observe(ctx, target, Some(&old), &new, false)?;
     o.relock(ctx.p);
     let rows = o.rows();
     let plan = o.plan();
@@ -484,7 +485,7 @@ pub fn diagnose(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
 pub fn verify(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
     let pw = ctx.src.read(Which::Current, &target.user)?;
-    let mut o = observe(ctx, target, None, &pw)?;
+    let mut o = observe(ctx, target, None, &pw, false)?;
     o.relock(ctx.p);
     if o.ledger.throttled && o.ledger.attempts == 0 {
         return Err(filevault::throttled_error());
@@ -546,7 +547,7 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
         ));
     }
     let (old, new) = read_old_new(ctx.src, &target.user)?;
-    let mut o = observe(ctx, target, Some(&old), &new)?;
+    let mut o = observe(ctx, target, Some(&old), &new, false)?;
     if let Err(e) = fv_gate(&o) {
         o.relock(ctx.p);
         if !ctx.ui.json {
@@ -666,7 +667,7 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     if ctx.ui.json {
         ctx.ui.json_value(&json!({
             "version": 1, "command": "reconcile", "dry_run": false, "user": o.target.user,
-            "volume": o.target.vol.device, "secrets_before": rows, "plan": plan, "changed": changed,
+            "volume": o.target.vol.device, "secrets": rows, "plan": plan, "changed": changed,
             "filevault_attempts": ledger_json(&o.ledger), "exit_code": 0,
         }));
     } else {
@@ -676,7 +677,11 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
             if changed.len() == 1 { "s" } else { "" },
             attempts_line(&o.ledger)
         ));
-        ctx.ui.line("Next: restart the Mac and log in with the NEW password (FileVault asks for it at startup).");
+        ctx.ui.line(if o.target.vol.filevault {
+            "Next: restart the Mac; FileVault asks for the NEW password at startup, and logs in with it."
+        } else {
+            "Next: restart the Mac and log in with the NEW password."
+        });
     }
     Ok(0)
 }
@@ -714,6 +719,7 @@ fn apply(
         Some(j) => j,
         None => {
             let run_id = journal::run_id();
+            fsio::ensure_dir(&root.join(journal::DIR), 0o700)?;
             fsio::ensure_dir(&root.join(journal::BACKUP_DIR), 0o700)?;
             let rec_bytes = fsio::read_capped(&record_path)?;
             let rb = root
@@ -758,7 +764,6 @@ fn apply(
             j
         }
     };
-    crate::failpoint::hit("after-journal")?;
     let mut applied = Applied {
         done: Vec::new(),
         record_backup: j
@@ -774,18 +779,40 @@ fn apply(
     match r {
         Ok(()) => {
             j.state = State::Done;
-            j.save(root)?;
+            j.save(root).map_err(|e| {
+                Error::new(
+                    ErrorKind::Failure,
+                    format!(
+                        "every step was done and verified, but the journal could not be closed: {}",
+                        e.message()
+                    ),
+                )
+                .hint("run `fvsync reconcile` again: it finds nothing to do and closes the journal")
+            })?;
             crate::failpoint::hit("after-journal-close")?;
-            journal::audit(
+            // What this reconcile changed, including steps of an interrupted
+            // run it resumed.
+            let changed: Vec<&'static str> = ["filevault", "login", "keychain", "preboot"]
+                .into_iter()
+                .filter(|s| {
+                    applied.done.contains(s) || j.steps.iter().any(|js| js.step == *s && js.done)
+                })
+                .collect();
+            if let Err(e) = journal::audit(
                 root,
                 &user,
                 &vol.device,
                 &j.run_id,
                 "reconcile",
-                &applied.done,
+                &changed,
                 "ok",
-            )?;
-            Ok(applied.done)
+            ) {
+                ctx.ui.warn(&format!(
+                    "the audit log could not be written: {}",
+                    e.message()
+                ));
+            }
+            Ok(changed)
         }
         Err(e) => {
             let msg = e.message().to_string();
@@ -852,6 +879,7 @@ fn apply_steps(
             "the user record cannot be read",
         ));
     };
+    crate::failpoint::hit("after-journal")?;
     // 2. FileVault.
     if plan.iter().any(|s| s.is_do("filevault")) {
         let uuid = o
@@ -964,6 +992,7 @@ fn rollback(
         return Ok(());
     };
     for step in applied.done.iter().rev() {
+        crate::failpoint::hit("rollback-step")?;
         match *step {
             "keychain" => {
                 if let (Some((kc_rel, _)), Some(b)) = (&off.keychain, &applied.keychain_backup) {
@@ -987,12 +1016,18 @@ fn rollback(
                 ctx.p
                     .change_passphrase(&o.target.vol, &uuid, current, previous)?;
             }
-            "preboot" => ctx.p.update_preboot(&o.target.vol)?,
             _ => {}
         }
     }
-    if applied.done.contains(&"filevault") && !applied.done.contains(&"preboot") {
-        ctx.p.update_preboot(&o.target.vol)?;
+    // The Preboot list is display metadata (names, hints): a failure to refresh
+    // it does not lock anyone out, so it is a warning, not a failed rollback.
+    if applied.done.contains(&"filevault") || applied.done.contains(&"preboot") {
+        if let Err(e) = ctx.p.update_preboot(&o.target.vol) {
+            ctx.ui.warn(&format!(
+                "the Preboot user list could not be refreshed ({}); run `diskutil apfs updatePreboot /` after restart",
+                e.message()
+            ));
+        }
     }
     Ok(())
 }
@@ -1004,7 +1039,7 @@ fn rollback(
 pub fn undo(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
     let (old, new) = read_old_new(ctx.src, &target.user)?;
-    let mut o = observe(ctx, target, Some(&old), &new)?;
+    let mut o = observe(ctx, target, Some(&old), &new, true)?;
     if let Err(e) = fv_gate(&o) {
         o.relock(ctx.p);
         return Err(e);

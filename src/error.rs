@@ -17,7 +17,7 @@ pub enum ErrorKind {
     Usage,
     /// 3: a secret does not accept NEW (diagnose, verify).
     OutOfSync,
-    /// 4: the password was not accepted (FileVault or, for undo, the backup).
+    /// 4: FileVault accepted neither password.
     AuthFailed,
     /// 5: refused: a precondition is not met.
     Refused,

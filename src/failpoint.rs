@@ -4,6 +4,8 @@
 //!
 //! `FVSYNC_FAILPOINT=<name>:<error|abort>[,<name>:<action>...]` makes the named
 //! point return an injected error, or abort the process on the spot (a power cut).
+//! Each armed point fires once per process (a transient fault), so a rollback
+//! that passes the same point again goes through.
 
 use crate::error::Result;
 
@@ -20,6 +22,14 @@ pub fn hit(name: &str) -> Result<()> {
     for item in spec.split(',') {
         let (point, action) = item.split_once(':').unwrap_or((item, "error"));
         if point == name {
+            static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+            let mut fired = FIRED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fired.iter().any(|f| f == name) {
+                return Ok(());
+            }
+            fired.push(name.to_string());
             if action == "abort" {
                 std::process::abort();
             }

@@ -2,7 +2,8 @@
 //! about ten failed FileVault attempts in Recovery, so every passphrase that
 //! reaches the platform goes through here, and this module decides the order:
 //!
-//! 1. OLD first. By definition it is the password FileVault accepted when the Mac
+//! 1. OLD first (`undo` tries NEW first: after a reconcile FileVault is on NEW).
+//!    By definition it is the password FileVault accepted when the Mac
 //!    started, so it is the one most likely to succeed; a success costs nothing
 //!    against the limit.
 //! 2. NEW only if OLD was rejected (FileVault may already be on NEW: a re-run, or
@@ -71,10 +72,13 @@ impl Ledger {
     }
 
     /// Finds which of OLD and NEW the crypto user accepts, unlocking the volume
-    /// with it when `unlock` (the volume is locked). See the module docs.
+    /// with it when `unlock` (the volume is locked). OLD is tried first, except
+    /// when `new_first` (undo: after a reconcile FileVault is expected on NEW).
+    /// See the module docs.
     ///
     /// # Errors
     /// The platform failed (not a wrong password: that is `Proven::Neither`).
+    #[allow(clippy::too_many_arguments)]
     pub fn probe(
         &mut self,
         p: &mut dyn Platform,
@@ -83,17 +87,23 @@ impl Ledger {
         old: &Password,
         new: &Password,
         unlock: bool,
+        new_first: bool,
     ) -> Result<Proven> {
-        match self.present(p, vol, user, old, unlock)? {
-            Attempt::Accepted => return Ok(Proven::Old),
+        let order = if new_first {
+            [(new, Proven::New), (old, Proven::Old)]
+        } else {
+            [(old, Proven::Old), (new, Proven::New)]
+        };
+        match self.present(p, vol, user, order[0].0, unlock)? {
+            Attempt::Accepted => return Ok(order[0].1),
             Attempt::Throttled => return Ok(Proven::Throttled),
             Attempt::Rejected => {}
         }
         if old.ct_eq(new) {
             return Ok(Proven::Neither);
         }
-        match self.present(p, vol, user, new, unlock)? {
-            Attempt::Accepted => Ok(Proven::New),
+        match self.present(p, vol, user, order[1].0, unlock)? {
+            Attempt::Accepted => Ok(order[1].1),
             Attempt::Rejected | Attempt::Throttled => Ok(Proven::Neither),
         }
     }
@@ -113,7 +123,8 @@ impl Ledger {
         self.present(p, vol, user, pw, unlock)
     }
 
-    /// Confirms NEW after a change: one attempt, without changing the lock state.
+    /// Confirms the new passphrase after a change: one attempt, without changing
+    /// the lock state.
     ///
     /// # Errors
     /// The platform failed, or NEW was not accepted.

@@ -38,6 +38,7 @@ pub struct Ui {
     pub json: bool,
     color: bool,
     err_is_tty: bool,
+    wrote_json: bool,
 }
 
 impl Ui {
@@ -50,6 +51,7 @@ impl Ui {
             json,
             color,
             err_is_tty: std::io::stderr().is_terminal(),
+            wrote_json: false,
         }
     }
 
@@ -61,6 +63,7 @@ impl Ui {
             json,
             color: false,
             err_is_tty: false,
+            wrote_json: false,
         }
     }
 
@@ -134,6 +137,7 @@ impl Ui {
 
     /// The JSON document of a `--json` run.
     pub fn json_value(&mut self, v: &serde_json::Value) {
+        self.wrote_json = true;
         let _ = serde_json::to_writer_pretty(&mut self.out, v);
         let _ = writeln!(self.out);
     }
@@ -165,7 +169,20 @@ impl Ui {
     }
 
     /// An error, then its hint: `fvsync: error: ...` / `fvsync: hint: ...`.
+    /// With `--json`, when the command printed no document, stdout also gets
+    /// `{"version": 1, "error": {...}}` so a script always has one to read.
     pub fn error(&mut self, e: &Error) {
+        if self.json && !self.wrote_json {
+            self.json_value(&serde_json::json!({
+                "version": 1,
+                "error": {
+                    "kind": e.kind(),
+                    "message": e.message(),
+                    "hint": e.hint_text(),
+                    "exit_code": e.kind().exit_code(),
+                },
+            }));
+        }
         let _ = writeln!(self.err, "fvsync: error: {}", e.message());
         if let Some(h) = e.hint_text() {
             let _ = writeln!(self.err, "fvsync: hint: {h}");

@@ -270,10 +270,10 @@ mod tests {
             let e = s.read(Which::New, "a").err().unwrap();
             assert_eq!(e.kind(), ErrorKind::Usage);
         }
-        let long = vec![b'x'; 128];
+        let long = [b'x'; 128];
         let mut s = StdinSource::new(&long[..]);
         assert!(s.read(Which::New, "a").is_err());
-        let ok = vec![b'x'; 127];
+        let ok = [b'x'; 127];
         let mut s = StdinSource::new(&ok[..]);
         assert_eq!(s.read(Which::New, "a").unwrap().len(), 127);
     }

@@ -135,7 +135,7 @@ pub fn find(p: &dyn Platform, name: &str, volume: Option<&str>) -> Result<Target
             Err(Error::new(
                 ErrorKind::Refused,
                 format!(
-                    "'{}' is not a FileVault user of {} ({}), which is locked; its FileVault users are: {}",
+                    "no FileVault user '{}' on {} ({}), which is locked: the name is misspelled, or not a FileVault user; the FileVault users are: {}",
                     escape(name),
                     vol.device,
                     escape(&vol.name),

@@ -411,10 +411,14 @@ fn undo_puts_the_last_reconcile_back() {
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
     let o = cmd(
         &dir,
-        &["undo", "--user", "alice", "--password-stdin"],
+        &["--json", "undo", "--user", "alice", "--password-stdin"],
         &[OLD, NEW],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // NEW first (FileVault is on NEW after a reconcile), then the check of OLD: two, none failed.
+    let v = json(&o);
+    assert_eq!(v["filevault_attempts"]["used"], 2);
+    assert_eq!(v["filevault_attempts"]["failed"], 0);
     assert_eq!(alice_state(&dir, true), ("old", "old", "old", "old"));
     assert_eq!(
         std::fs::read(record_path(&dir, "alice")).unwrap(),

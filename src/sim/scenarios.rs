@@ -548,6 +548,7 @@ fn vol(uuid: &str, device: &str, name: &str, role: &str, fv: bool, locked: bool)
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn container(
     reference: &str,
     uuid: &str,

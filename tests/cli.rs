@@ -1,0 +1,456 @@
+//! The binary's wiring: help, listings, JSON, bad paths, malformed simulated
+//! Macs, bad passwords, and that no flag or environment variable takes a
+//! password. Every failing case checks the exit code, the message and that no
+//! file changed.
+
+mod common;
+use common::*;
+
+use clap::CommandFactory;
+
+#[test]
+fn help_lists_exit_codes_and_examples() {
+    let o = run(&["--help"], "");
+    assert_eq!(o.code, Some(0));
+    for code in [
+        "0  ok",
+        "3  out of sync",
+        "4  authentication failed",
+        "6  stopped, and every change was rolled back",
+        "7  stopped mid-way",
+    ] {
+        assert!(o.stdout.contains(code), "missing {code:?} in --help");
+    }
+    assert!(o.stdout.contains("fvsync reconcile --user alice --dry-run"));
+    for sub in [
+        "volumes",
+        "users",
+        "diagnose",
+        "reconcile",
+        "verify",
+        "undo",
+        "sim",
+    ] {
+        let o = run(&[sub, "--help"], "");
+        assert_eq!(o.code, Some(0), "{sub} --help");
+    }
+    let o = run(&["frobnicate"], "");
+    assert_eq!(o.code, Some(2));
+}
+
+#[test]
+fn no_flag_or_environment_variable_takes_a_password() {
+    fn walk(cmd: &clap::Command, path: &str) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str().to_ascii_lowercase();
+            // clap is built without its `env` feature: no argument can read the environment.
+            if id.contains("pass") || id.contains("secret") || id.contains("key") {
+                assert!(
+                    !a.get_action().takes_values(),
+                    "{path} --{id} takes a value: passwords must never be in argv"
+                );
+            }
+        }
+        for s in cmd.get_subcommands() {
+            walk(s, &format!("{path} {}", s.get_name()));
+        }
+    }
+    walk(&fvsync::cli::Cli::command(), "fvsync");
+}
+
+#[test]
+fn listings_change_no_byte_in_any_scenario() {
+    for scenario in SCENARIOS {
+        let (_t, dir) = mac(scenario);
+        let before = tree(&dir);
+        for args in [
+            vec!["volumes"],
+            vec!["--json", "volumes"],
+            vec!["users"],
+            vec!["--json", "users"],
+            vec!["users", "--all"],
+        ] {
+            let o = cmd(&dir, &args, &[]);
+            assert_eq!(o.code, Some(0), "{scenario} {args:?}: {}", o.stderr);
+        }
+        assert_eq!(tree(&dir), before, "{scenario}: a listing changed a file");
+    }
+}
+
+#[test]
+fn volumes_json_describes_the_mac() {
+    let (_t, dir) = mac("multi-volume");
+    let v = json(&cmd(&dir, &["--json", "volumes"], &[]));
+    assert_eq!(v["version"], 1);
+    let vols = v["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 10);
+    let data: Vec<_> = vols.iter().filter(|v| v["roles"][0] == "Data").collect();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["device"], "disk3s5");
+    assert_eq!(data[0]["locked"], true);
+    assert_eq!(data[0]["filevault"], true);
+    assert_eq!(data[0]["crypto_users"], 4);
+    assert_eq!(data[1]["crypto_users"], 3);
+}
+
+#[test]
+fn users_locked_and_unlocked() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let v = json(&cmd(&dir, &["--json", "users"], &[]));
+    let users = v["volumes"][0]["users"].as_array().unwrap();
+    let names: Vec<_> = users.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "bob", "itadmin"]);
+    assert_eq!(users[0]["filevault_user"], true);
+    assert!(users[0]["note"]
+        .as_str()
+        .unwrap()
+        .contains("needs an unlock"));
+    assert_eq!(users[0]["uid"], serde_json::Value::Null);
+
+    let (_t, dir) = mac("filevault-off");
+    let v = json(&cmd(&dir, &["--json", "users"], &[]));
+    let users = v["volumes"][0]["users"].as_array().unwrap();
+    let alice = users.iter().find(|u| u["name"] == "alice").unwrap();
+    assert_eq!(alice["uid"], 501);
+    assert_eq!(alice["admin"], false);
+    assert_eq!(alice["keychain"], true);
+    assert_eq!(alice["generated_uid"], ALICE_UUID);
+    let schemes = alice["hash_schemes"].as_array().unwrap();
+    assert!(schemes.iter().any(|s| s
+        .as_str()
+        .unwrap()
+        .starts_with("SALTED-SHA512-PBKDF2 (1000)")));
+    let itadmin = users.iter().find(|u| u["name"] == "itadmin").unwrap();
+    assert_eq!(itadmin["admin"], true);
+    assert!(
+        !users.iter().any(|u| u["name"] == "root"),
+        "system accounts are hidden without --all"
+    );
+    let v = json(&cmd(&dir, &["--json", "users", "--all"], &[]));
+    assert!(v["volumes"][0]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["name"] == "root"));
+}
+
+#[test]
+fn sim_scenarios_and_create_errors() {
+    let o = run(&["sim", "scenarios"], "");
+    assert_eq!(o.code, Some(0));
+    for s in SCENARIOS {
+        assert!(o.stdout.contains(s), "{s} missing");
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m");
+    let o = run(
+        &["sim", "create", d.to_str().unwrap(), "--scenario", "nope"],
+        "",
+    );
+    assert_eq!(o.code, Some(2));
+    assert!(
+        o.stderr.contains("no scenario 'nope'") && o.stderr.contains("hint"),
+        "{}",
+        o.stderr
+    );
+    assert!(!d.exists());
+    let o = run(
+        &["sim", "create", d.to_str().unwrap(), "--iterations", "0"],
+        "",
+    );
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("keep"), b"x").unwrap();
+    let o = run(
+        &["sim", "create", d.to_str().unwrap(), "--iterations", "1000"],
+        "",
+    );
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("not empty"), "{}", o.stderr);
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+}
+
+#[test]
+fn bad_paths_and_malformed_macs() {
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("missing");
+    let o = run(&["--simulate", missing.to_str().unwrap(), "volumes"], "");
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("is not a folder"), "{}", o.stderr);
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&["--simulate", empty.to_str().unwrap(), "volumes"], "");
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("not a simulated Mac"), "{}", o.stderr);
+
+    type Mutator = fn(&std::path::Path);
+    let cases: &[(&str, Mutator, &[&str], i32, &str)] = &[
+        (
+            "garbage description",
+            |d| std::fs::write(d.join("SimulatedMac.plist"), b"garbage").unwrap(),
+            &["volumes"],
+            1,
+            "malformed",
+        ),
+        (
+            "future format",
+            |d| {
+                let p = d.join("SimulatedMac.plist");
+                let s = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("<integer>1</integer>", "<integer>99</integer>");
+                std::fs::write(p, s).unwrap()
+            },
+            &["volumes"],
+            1,
+            "FormatVersion 99",
+        ),
+        (
+            "device escaping the folder",
+            |d| {
+                let p = d.join("SimulatedMac.plist");
+                let s = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("<string>disk3s5</string>", "<string>../../etc</string>");
+                std::fs::write(p, s).unwrap()
+            },
+            &["volumes"],
+            1,
+            "not a device identifier",
+        ),
+        (
+            "garbage keybag",
+            |d| {
+                std::fs::write(
+                    d.join(format!("Keybags/{DATA_UUID}.plist")),
+                    b"\x00\x01garbage",
+                )
+                .unwrap()
+            },
+            &["volumes"],
+            1,
+            "malformed",
+        ),
+        (
+            "absurd KEK iteration count",
+            |d| {
+                let p = d.join(format!("Keybags/{DATA_UUID}.plist"));
+                let s = std::fs::read_to_string(&p).unwrap().replacen(
+                    "<integer>1000</integer>",
+                    "<integer>1000000000000</integer>",
+                    1,
+                );
+                std::fs::write(p, s).unwrap()
+            },
+            &["volumes"],
+            1,
+            "out of range",
+        ),
+        (
+            "garbage record",
+            |d| std::fs::write(record_path(d, "alice"), b"not a plist").unwrap(),
+            &["diagnose", "--user", "alice", "--password-stdin"],
+            1,
+            "malformed",
+        ),
+        (
+            "record is a symlink",
+            |d| {
+                let p = record_path(d, "alice");
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink("/etc/passwd", &p).unwrap()
+            },
+            &["diagnose", "--user", "alice", "--password-stdin"],
+            5,
+            "symbolic link",
+        ),
+    ];
+    for (name, mutate, args, code, msg) in cases {
+        let (_t, dir) = mac(if args[0] == "diagnose" {
+            "filevault-off"
+        } else {
+            "fv-old-login-new"
+        });
+        mutate(&dir);
+        let before = tree(&dir);
+        let o = cmd(&dir, args, &[OLD, NEW]);
+        assert_eq!(o.code, Some(*code), "{name}: {}", o.stderr);
+        assert!(o.stderr.contains(msg), "{name}: {}", o.stderr);
+        assert!(
+            o.stderr.starts_with("fvsync: error: "),
+            "{name}: {}",
+            o.stderr
+        );
+        assert!(!o.stderr.contains("panicked"), "{name}");
+        assert_eq!(tree(&dir), before, "{name}: files changed");
+    }
+}
+
+#[test]
+fn bad_passwords_and_names_are_usage_errors() {
+    let (_t, dir) = mac("all-old");
+    let before = tree(&dir);
+    let long = "x".repeat(128);
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            "",
+            "missing from standard input",
+        ),
+        (
+            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            "Old-Passw0rd!\n\n",
+            "missing from standard input",
+        ),
+        (
+            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            &format!("Old-Passw0rd!\n{long}\n"),
+            "at most 127 bytes",
+        ),
+        (
+            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            "Old-Passw0rd!\nab\0cd\n",
+            "NUL",
+        ),
+        (
+            &["diagnose", "--user", "../alice", "--password-stdin"],
+            "a\nb\n",
+            "not a valid macOS short name",
+        ),
+        (
+            &["diagnose", "--user", "nobody", "--password-stdin"],
+            "a\nb\n",
+            "not a FileVault user",
+        ),
+        (
+            &["reconcile", "--user", "alice", "--password-stdin"],
+            "Old-Passw0rd!\nNew-Passw0rd!\n",
+            "--yes",
+        ),
+    ];
+    for (args, stdin, msg) in cases {
+        let mut a = vec!["--simulate", dir.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let o = run(&a, stdin);
+        let want = if *msg == "not a FileVault user" { 5 } else { 2 };
+        assert_eq!(o.code, Some(want), "{args:?} {stdin:?}: {}", o.stderr);
+        assert!(o.stderr.contains(msg), "{args:?}: {}", o.stderr);
+        assert_eq!(tree(&dir), before, "{args:?}: files changed");
+    }
+    // Invalid UTF-8 on stdin.
+    let o = fvsync()
+        .args([
+            "--simulate",
+            dir.to_str().unwrap(),
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ])
+        .write_stdin(b"Old-Passw0rd!\n\xff\xfe\n".to_vec())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not valid UTF-8"));
+    assert_eq!(tree(&dir), before);
+}
+
+#[test]
+fn json_errors_are_json_documents() {
+    let (_t, dir) = mac("not-a-filevault-user");
+    let o = cmd(
+        &dir,
+        &[
+            "--json",
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(5));
+    let v = json(&o);
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["error"]["exit_code"], 5);
+    assert_eq!(v["error"]["kind"], "refused");
+    assert!(v["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("secureTokenOn"));
+    // diagnose prints its matrix even when FileVault accepts neither: one document only.
+    let (_t, dir) = mac("all-old");
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &["x", "y"],
+    );
+    assert_eq!(o.code, Some(4));
+    assert_eq!(json(&o)["exit_code"], 4);
+}
+
+#[test]
+fn no_password_reaches_output_journal_log_or_backup() {
+    let (_t, dir) = mac("all-old");
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    let mut seen = o.stdout + &o.stderr;
+    let o = cmd(
+        &dir,
+        &[
+            "--json",
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &[OLD, NEW],
+    );
+    seen += &(o.stdout + &o.stderr);
+    let o = cmd(
+        &dir,
+        &[
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+            "--dry-run",
+        ],
+        &[OLD, NEW],
+    );
+    seen += &(o.stdout + &o.stderr);
+    let o = cmd(
+        &dir,
+        &["verify", "--user", "alice", "--password-stdin"],
+        &["Wrong-Passw0rd!"],
+    );
+    seen += &(o.stdout + &o.stderr);
+    for pw in [OLD, NEW, "Wrong-Passw0rd!"] {
+        assert!(!seen.contains(pw), "a password reached the output");
+    }
+    // Nothing on the Mac holds a password either (UTF-8 or UTF-16).
+    for (path, _) in tree(&dir) {
+        if path.ends_with('/') {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join(&path)).unwrap();
+        for pw in [OLD, NEW] {
+            let utf16: Vec<u8> = pw.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+            assert!(
+                !contains(&bytes, pw.as_bytes()) && !contains(&bytes, &utf16),
+                "{path} holds a password"
+            );
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
