@@ -115,6 +115,29 @@ pub fn keychain_rel(rec: &UserRecord) -> PathBuf {
     PathBuf::from(home).join("Library/Keychains/login.keychain-db")
 }
 
+/// The Local Items keychain (`<Keychains>/<hardware UUID>/keychain-2.db`), when present:
+/// its folder relative to the volume root.
+pub fn local_items(root: &Path, login_kc_rel: &Path) -> Option<String> {
+    let dir = root.join(login_kc_rel.parent()?);
+    let entries = std::fs::read_dir(&dir).ok()?;
+    for e in entries.flatten() {
+        let p = e.path();
+        let is_dir = std::fs::symlink_metadata(&p)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if is_dir && std::fs::symlink_metadata(p.join("keychain-2.db")).is_ok() {
+            let rel = p.join("keychain-2.db");
+            return Some(
+                rel.strip_prefix(root)
+                    .unwrap_or(&rel)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    None
+}
+
 /// Runs closures in parallel on scoped threads and returns their results in order.
 pub fn parallel<R: Send>(jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>>) -> Vec<R> {
     std::thread::scope(|s| {
@@ -152,7 +175,7 @@ pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) 
     let kc_rel = keychain_rel(&rec);
     let kc_path = root.join(&kc_rel);
     let keychain = match std::fs::symlink_metadata(&kc_path) {
-        Ok(_) => Some((kc_rel, crate::fsio::read_capped(&kc_path)?)),
+        Ok(_) => Some((kc_rel.clone(), crate::fsio::read_capped(&kc_path)?)),
         Err(_) => None,
     };
     // OLD equal to NEW: derive once and use the answer for both.
@@ -251,6 +274,17 @@ pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) 
         }
     };
     rows.push(kc_row);
+    if let Some(dir) = local_items(root, &kc_rel) {
+        rows.push(Row {
+            secret: "local-items",
+            accepts: Accepts::Unknown,
+            note: Some(format!(
+                "{}: protected by the Secure Enclave, out of reach offline; after the first login macOS asks once \
+                 for the OLD password to update it (iCloud and Safari items)",
+                dir
+            )),
+        });
+    }
     Ok(Offline {
         record_path,
         record: rec,

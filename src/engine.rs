@@ -204,7 +204,9 @@ impl Observed {
     /// cannot be checked offline (or is absent) does not count against it.
     fn in_sync(&self) -> bool {
         self.rows().iter().all(|r| {
-            r.accepts.ok_for_new() || (r.secret == "keychain" && r.accepts == Accepts::Unknown)
+            r.accepts.ok_for_new()
+                || (r.secret == "keychain" && r.accepts == Accepts::Unknown)
+                || r.secret == "local-items"
         })
     }
 
@@ -333,6 +335,7 @@ fn secret_label(s: &str) -> &'static str {
         "login" => "login password",
         "srp" => "SRP verifier",
         "keychain" => "login keychain",
+        "local-items" => "Local Items keychain",
         _ => "?",
     }
 }
@@ -940,28 +943,23 @@ fn apply_steps(
     if plan.iter().any(|s| s.is_do("keychain")) {
         if let Some((kc_rel, bytes)) = off.keychain.clone() {
             let path = root.join(&kc_rel);
-            match crate::keychain::rekey(&bytes, old.expose(), new.expose()) {
+            match rekey_verified(&bytes, old, new) {
                 Ok(rekeyed) => {
                     let perms = Perms::of(&path)?;
                     fsio::write_atomic(&path, &rekeyed, perms)?;
                     applied.done.push("keychain");
                     j.mark("keychain");
                     j.save(root)?;
-                    let now = fsio::read_capped(&path)?;
-                    let ok = matches!(
-                        crate::keychain::check(&now, new.expose()),
-                        Ok(crate::keychain::KeychainCheck::Accepts)
-                    );
-                    if !ok {
+                    if fsio::read_capped(&path)? != rekeyed {
                         return Err(Error::new(
                             ErrorKind::Failure,
-                            "the re-keyed login keychain does not accept NEW",
+                            "the login keychain read back differs from what was written",
                         ));
                     }
                 }
-                Err(e) => {
+                Err(why) => {
                     ctx.ui.warn(&format!(
-                        "login keychain left as is ({e}): macOS will ask for the old password at first login"
+                        "login keychain left as is ({why}): macOS will ask for the old password at first login"
                     ));
                 }
             }
@@ -978,6 +976,40 @@ fn apply_steps(
     }
     crate::failpoint::hit("after-verify")?;
     Ok(())
+}
+
+/// Re-keys a login keychain image from OLD to NEW and proves, before anything
+/// is written, that NEW opens it, OLD no longer does, and every item decrypts
+/// to the same plaintext as before. Any part not understood: `Err(why)`, and
+/// the file is left as is.
+fn rekey_verified(
+    bytes: &[u8],
+    old: &Password,
+    new: &Password,
+) -> std::result::Result<Vec<u8>, String> {
+    use crate::keychain::{check, decrypt_generic_passwords, rekey, KeychainCheck};
+    let before = decrypt_generic_passwords(bytes, old.expose()).map_err(|e| e.to_string())?;
+    let rekeyed = rekey(bytes, old.expose(), new.expose()).map_err(|e| e.to_string())?;
+    if !matches!(check(&rekeyed, new.expose()), Ok(KeychainCheck::Accepts)) {
+        return Err("the re-keyed image does not open with NEW".into());
+    }
+    if !old.ct_eq(new) && !matches!(check(&rekeyed, old.expose()), Ok(KeychainCheck::Rejects)) {
+        return Err("the re-keyed image still opens with OLD".into());
+    }
+    let after = decrypt_generic_passwords(&rekeyed, new.expose()).map_err(|e| e.to_string())?;
+    let same = before.len() == after.len()
+        && before.iter().zip(&after).all(|(a, b)| {
+            a.0 == b.0
+                && a.1 == b.1
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    a.2.as_slice(),
+                    b.2.as_slice(),
+                ))
+        });
+    if !same {
+        return Err("its items would not decrypt the same after a re-key".into());
+    }
+    Ok(rekeyed)
 }
 
 fn rollback(

@@ -40,6 +40,9 @@ pub const BOB_UUID: &str = "B0B00000-2E3F-4A5B-8C9D-123456789ABC";
 /// itadmin's GeneratedUID.
 pub const ITADMIN_UUID: &str = "ADA11000-3F4A-4B5C-9DAE-23456789ABCD";
 
+/// The simulated Mac's hardware UUID (names the Local Items keychain folder).
+pub const HARDWARE_UUID: &str = "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0";
+
 /// The Secure Enclave's limit in recoveryOS, per Apple's T2 guide.
 pub const ATTEMPT_LIMIT: u64 = 10;
 
@@ -473,6 +476,17 @@ fn build_data_volume(
             .join(u.name)
             .join("Library/Keychains/login.keychain-db");
         write(&kc, &keychain_for(u.keychain)?, 0o600)?;
+        // The Local Items keychain: a SQLite file under the hardware UUID. Its
+        // keys live in the Secure Enclave, so the simulated one is only a header.
+        let mut local = b"SQLite format 3\0".to_vec();
+        local.resize(4096, 0);
+        let li = vroot
+            .join("Users")
+            .join(u.name)
+            .join("Library/Keychains")
+            .join(HARDWARE_UUID)
+            .join("keychain-2.db");
+        write(&li, &local, 0o600)?;
     }
     let admins: Vec<&SimUser> = dv.users.iter().filter(|u| u.admin).collect();
     let staff: Vec<&SimUser> = dv.users.iter().collect();
