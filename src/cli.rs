@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::{self, Ctx, Opts};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::output::Ui;
 use crate::platform::Platform;
 use crate::secret::{PasswordSource, StdinSource, TerminalSource};
@@ -56,6 +56,20 @@ pub struct Cli {
     /// Work on the simulated Mac in DIR instead of this Mac.
     #[arg(long, global = true, value_name = "DIR")]
     pub simulate: Option<PathBuf>,
+
+    /// Use this diskutil instead of /usr/sbin/diskutil (unusual environments, tests).
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "simulate")]
+    pub diskutil: Option<PathBuf>,
+
+    /// Seconds one diskutil call may take before fvsync gives up on it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 120,
+        hide_short_help = true
+    )]
+    pub diskutil_timeout: u64,
 
     /// Print one JSON document on stdout (for scripts and MDM); see docs/json.md.
     #[arg(long, global = true)]
@@ -148,11 +162,12 @@ pub enum SimCommand {
 fn platform(cli: &Cli) -> Result<Box<dyn Platform>> {
     match &cli.simulate {
         Some(dir) => Ok(Box::new(crate::sim::SimMac::open(dir)?)),
-        None => Err(Error::new(
-            ErrorKind::Refused,
-            "this build has no backend for a real Mac on this system",
-        )
-        .hint("on Linux, rehearse with --simulate DIR (create one with `fvsync sim create DIR`)")),
+        None => Ok(Box::new(crate::diskutil::DiskutilMac::new(
+            cli.diskutil
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::diskutil::runner::DISKUTIL)),
+            std::time::Duration::from_secs(cli.diskutil_timeout.max(1)),
+        ))),
     }
 }
 

@@ -522,6 +522,23 @@ pub fn verify(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     Ok(code)
 }
 
+/// Changes run only in recoveryOS: in a normal boot opendirectoryd caches the
+/// user record and securityd may hold the keychain open, so a rewrite under
+/// them could be undone or half-seen.
+fn require_recovery(p: &dyn Platform, command: &str) -> Result<()> {
+    if p.boot_mode() == crate::platform::BootMode::Normal {
+        return Err(Error::new(
+            ErrorKind::Refused,
+            format!("{command} changes the Mac and runs only in recoveryOS, not in a normal boot"),
+        )
+        .hint(
+            "restart into Recovery (Apple silicon: hold the power button; Intel: hold Command-R), open \
+             Terminal from the Utilities menu and run it there; diagnose, verify and --dry-run work here",
+        ));
+    }
+    Ok(())
+}
+
 fn rel(root: &Path, p: &Path) -> String {
     p.strip_prefix(root)
         .unwrap_or(p)
@@ -534,6 +551,9 @@ fn rel(root: &Path, p: &Path) -> String {
 /// # Errors
 /// 2 usage, 4 FileVault accepts neither, 5 refused, 6 rolled back, 7 stopped mid-way.
 pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
+    if !opts.dry_run {
+        require_recovery(ctx.p, "reconcile")?;
+    }
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
     if target.vol.filevault && target.crypto.is_none() {
         return Err(Error::new(
@@ -1069,6 +1089,7 @@ fn rollback(
 /// # Errors
 /// 4 FileVault accepts neither; 5 no finished reconcile to undo; 1 I/O.
 pub fn undo(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
+    require_recovery(ctx.p, "undo")?;
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
     let (old, new) = read_old_new(ctx.src, &target.user)?;
     let mut o = observe(ctx, target, Some(&old), &new, true)?;

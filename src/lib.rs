@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod cli;
 pub mod crypto;
+pub mod diskutil;
 pub mod engine;
 pub mod error;
 pub mod failpoint;

@@ -133,7 +133,10 @@ fn every_failpoint_error_and_abort() {
     }
     // fv-old-login-new skips the record and keychain steps (6 points), and a failed
     // audit line is only a warning (append-line:error, 2): the other 44 stop the run.
-    assert!(covered >= 44, "only {covered} crash points were reached");
+    // Through diskutil, the simulated Mac's own failpoints (sim-change-passphrase,
+    // sim-update-preboot) sit in the emulator, which never sees FVSYNC_FAILPOINT.
+    let want = if diskutil_mode() { 36 } else { 44 };
+    assert!(covered >= want, "only {covered} crash points were reached");
     eprintln!("crash points covered: {covered}");
 }
 

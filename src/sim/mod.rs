@@ -333,6 +333,24 @@ impl SimMac {
         &self.root
     }
 
+    /// The description file as read.
+    pub fn mac(&self) -> &MacFile {
+        &self.mac
+    }
+
+    /// Devices unlocked in this session (the emulated diskutil keeps them
+    /// between its calls, as a real Mac does).
+    pub fn unlocked_devices(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.unlocked.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Restores a session's unlocked devices.
+    pub fn set_unlocked(&mut self, devices: impl IntoIterator<Item = String>) {
+        self.unlocked = devices.into_iter().collect();
+    }
+
     fn desc(&self, dev: &str) -> Result<(&ContainerDesc, &VolumeDesc)> {
         for c in &self.mac.containers {
             for v in &c.volumes {
@@ -501,6 +519,27 @@ impl SimMac {
     }
 }
 
+/// The FileVault users a Preboot list (`CryptoUserInfo.plist`) names.
+///
+/// # Errors
+/// An entry is malformed.
+pub fn preboot_users_of(dict: plist::Dictionary, path: &Path) -> Result<Vec<PrebootUser>> {
+    let mut users = Vec::new();
+    for (uuid, v) in dict {
+        let e: PrebootEntry =
+            plist::from_value(&v).map_err(|e| bad(path, format!("entry {uuid}: {e}")))?;
+        if e.user_type != "LocalOpenDirectory" {
+            continue;
+        }
+        users.push(PrebootUser {
+            name: e.short_name,
+            real_name: e.full_name,
+            uuid: uuid.to_ascii_uppercase(),
+        });
+    }
+    Ok(users)
+}
+
 /// Unwraps the KEK with the passphrase, then the VEK with the KEK.
 fn unwrap_entry(
     entry: &KeybagUser,
@@ -615,20 +654,7 @@ impl Platform for SimMac {
             return Ok(None);
         };
         let path = self.preboot_file(vol).unwrap_or_default();
-        let mut users = Vec::new();
-        for (uuid, v) in dict {
-            let e: PrebootEntry =
-                plist::from_value(&v).map_err(|e| bad(&path, format!("entry {uuid}: {e}")))?;
-            if e.user_type != "LocalOpenDirectory" {
-                continue;
-            }
-            users.push(PrebootUser {
-                name: e.short_name,
-                real_name: e.full_name,
-                uuid: uuid.to_ascii_uppercase(),
-            });
-        }
-        Ok(Some(users))
+        preboot_users_of(dict, &path).map(Some)
     }
 
     fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {

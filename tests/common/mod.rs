@@ -59,7 +59,26 @@ pub fn run_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
     }
 }
 
-/// A fresh simulated Mac (fast iteration counts) in a temp dir.
+/// True when the suite runs through the diskutil backend and the emulated
+/// diskutil (`FVSYNC_TEST_BACKEND=diskutil`, as `make test` does the second time).
+pub fn diskutil_mode() -> bool {
+    std::env::var("FVSYNC_TEST_BACKEND").as_deref() == Ok("diskutil")
+}
+
+/// Passwords the suites type; none may reach an argv or environment diskutil sees.
+pub const TYPED: &[&str] = &[
+    OLD,
+    NEW,
+    "Bob-Passw0rd!",
+    "Admin-Passw0rd!",
+    "Wrong-Passw0rd!",
+    "Wrong-1",
+    "Wrong-2",
+    "Third-Passw0rd!",
+];
+
+/// A fresh simulated Mac (fast iteration counts) in a temp dir, with a wrapper
+/// that runs the emulated diskutil over it (`<tmp>/diskutil`, state in `<tmp>/emu`).
 pub fn mac(scenario: &str) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("mac");
@@ -76,7 +95,25 @@ pub fn mac(scenario: &str) -> (tempfile::TempDir, PathBuf) {
         "",
     );
     assert_eq!(o.code, Some(0), "sim create {scenario}: {}", o.stderr);
+    if let Some(emu) = option_env!("CARGO_BIN_EXE_fvsync-diskutil-emulator") {
+        let wrapper = t.path().join("diskutil");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec '{emu}' --sim '{}' --state '{}' \"$@\"\n",
+                dir.display(),
+                t.path().join("emu").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     (t, dir)
+}
+
+/// Every argv and environment the emulated diskutil recorded for this Mac.
+pub fn emulator_calls(dir: &Path) -> String {
+    std::fs::read_to_string(dir.parent().unwrap().join("emu/calls.jsonl")).unwrap_or_default()
 }
 
 /// Runs a user command on a simulated Mac with passwords on stdin.
@@ -85,10 +122,26 @@ pub fn cmd(dir: &Path, args: &[&str], passwords: &[&str]) -> Out {
 }
 
 pub fn cmd_env(dir: &Path, args: &[&str], passwords: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut a = vec!["--simulate", dir.to_str().unwrap()];
+    let wrapper = dir.parent().unwrap().join("diskutil");
+    let mut a = if diskutil_mode() {
+        vec!["--diskutil", wrapper.to_str().unwrap()]
+    } else {
+        vec!["--simulate", dir.to_str().unwrap()]
+    };
     a.extend_from_slice(args);
     let stdin: String = passwords.iter().map(|p| format!("{p}\n")).collect();
-    run_env(&a, &stdin, env)
+    let out = run_env(&a, &stdin, env);
+    if diskutil_mode() {
+        let calls = emulator_calls(dir);
+        assert!(!calls.is_empty(), "the emulated diskutil was not called");
+        for pw in TYPED {
+            assert!(
+                !calls.contains(pw),
+                "a passphrase reached diskutil's argv or environment"
+            );
+        }
+    }
+    out
 }
 
 pub fn json(o: &Out) -> serde_json::Value {

@@ -1,0 +1,125 @@
+//! The diskutil backend against a misbehaving diskutil: output that is not a
+//! plist, no output, huge output, a hang (timeout), death by a signal, a
+//! missing binary. Each gives a clear error, a documented exit code and no
+//! panic. Also: what diskutil receives (argv, environment) is fixed and free of
+//! secrets. Needs `--features testing` (the emulated diskutil).
+#![cfg(feature = "testing")]
+
+mod common;
+use common::*;
+
+fn wrapper_with_mode(dir: &std::path::Path, mode: &str) -> std::path::PathBuf {
+    let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
+    let w = dir.parent().unwrap().join(format!("diskutil-{mode}"));
+    std::fs::write(
+        &w,
+        format!(
+            "#!/bin/sh\nexec '{emu}' --sim '{}' --state '{}' --mode {mode} \"$@\"\n",
+            dir.display(),
+            dir.parent().unwrap().join("emu").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w
+}
+
+#[test]
+fn misbehaving_diskutil_gives_clear_errors() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let before = tree(&dir);
+    let cases = [
+        ("garbage", "not a property list"),
+        ("empty", "not a property list"),
+        ("huge", "more than"),
+        ("hang", "did not answer within 1 s"),
+        ("kill", "killed by a signal"),
+    ];
+    for (mode, msg) in cases {
+        let w = wrapper_with_mode(&dir, mode);
+        for args in [
+            vec!["volumes"],
+            vec!["diagnose", "--user", "alice", "--password-stdin"],
+        ] {
+            let mut a = vec!["--diskutil", w.to_str().unwrap(), "--diskutil-timeout", "1"];
+            a.extend_from_slice(&args);
+            let o = run(&a, &format!("{OLD}\n{NEW}\n"));
+            assert_eq!(o.code, Some(1), "{mode} {args:?}: {}", o.stderr);
+            assert!(o.stderr.contains(msg), "{mode} {args:?}: {}", o.stderr);
+            assert!(
+                o.stderr.starts_with("fvsync: error: "),
+                "{mode}: {}",
+                o.stderr
+            );
+            assert!(!o.stderr.contains("panicked"));
+        }
+    }
+    assert_eq!(tree(&dir), before);
+}
+
+#[test]
+fn missing_diskutil_is_refused_with_a_hint() {
+    let o = run(&["--diskutil", "/nonexistent/diskutil", "volumes"], "");
+    assert_eq!(o.code, Some(5), "{}", o.stderr);
+    assert!(o.stderr.contains("--simulate"), "{}", o.stderr);
+}
+
+#[test]
+fn diskutil_sees_a_fixed_environment_and_no_secret() {
+    let (_t, dir) = mac("all-old");
+    let w = dir.parent().unwrap().join("diskutil");
+    let o = run_env(
+        &[
+            "--diskutil",
+            w.to_str().unwrap(),
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &format!("{OLD}\n{NEW}\n"),
+        &[("SECRET_LOOKING_VAR", "leak-me")],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let calls = emulator_calls(&dir);
+    let mut verbs = Vec::new();
+    for line in calls.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let env = v["env"].as_object().unwrap();
+        // The wrapper script's /bin/sh adds PWD itself; fvsync passes only these three.
+        let keys: Vec<&str> = env
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "PWD")
+            .collect();
+        assert_eq!(keys, ["LANG", "LC_ALL", "PATH"], "diskutil saw {keys:?}");
+        assert_eq!(env["LC_ALL"], "C");
+        let argv: Vec<&str> = v["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        verbs.push(argv.join(" "));
+    }
+    for pw in TYPED {
+        assert!(!calls.contains(pw));
+    }
+    // The change went through the stdin flags, and Preboot was updated.
+    assert!(verbs.iter().any(|v| v.contains("changePassphrase disk3s5 -user A11CE000-1D2E-4F3A-9B8C-0123456789AB -oldStdinpassphrase -newStdinpassphrase")), "{verbs:#?}");
+    assert!(
+        verbs
+            .iter()
+            .any(|v| v.ends_with("-stdinpassphrase -verify")),
+        "{verbs:#?}"
+    );
+    assert!(
+        verbs.iter().any(|v| v == "apfs updatePreboot disk3s5"),
+        "{verbs:#?}"
+    );
+    assert!(!verbs.iter().any(|v| v.contains("-passphrase ")
+        || v.contains("-oldPassphrase")
+        || v.contains("-newPassphrase")));
+}
