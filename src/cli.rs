@@ -20,7 +20,8 @@ Exit codes:
   4  authentication failed (FileVault accepted neither password)
   5  refused: a precondition is not met (not a FileVault user, throttled, ...)
   6  stopped, and every change was rolled back
-  7  stopped mid-way: run the same command again to finish";
+  7  stopped mid-way: run the same command again to finish
+130 interrupted (Ctrl-C)";
 
 /// fvsync: bring a Mac user's FileVault password, login password and login
 /// keychain back in sync, from the Recovery terminal.
@@ -49,7 +50,8 @@ Exit codes:
         "  4  authentication failed (FileVault accepted neither password)\n",
         "  5  refused: a precondition is not met (not a FileVault user, throttled, ...)\n",
         "  6  stopped, and every change was rolled back\n",
-        "  7  stopped mid-way: run the same command again to finish"
+        "  7  stopped mid-way: run the same command again to finish\n",
+        "130 interrupted (Ctrl-C)"
     )
 )]
 pub struct Cli {

@@ -357,9 +357,9 @@ fn show_header(ui: &mut Ui, p: &dyn Platform, command: &str, t: &Target) {
 
 fn show_matrix(ui: &mut Ui, rows: &[Row], one: bool) {
     let header = if one {
-        ["secret", "accepts the password", "note"]
+        ["  secret", "accepts the password", "note"]
     } else {
-        ["secret", "accepts", "note"]
+        ["  secret", "accepts", "note"]
     };
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -687,17 +687,19 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     let result = apply(ctx, &mut o, &root, &plan, &old, &new, resuming);
     o.relock(ctx.p);
     let changed = result?;
+    let after = rows_after(&rows, &changed);
     if ctx.ui.json {
         ctx.ui.json_value(&json!({
             "version": 1, "command": "reconcile", "dry_run": false, "user": o.target.user,
-            "volume": o.target.vol.device, "secrets": rows, "plan": plan, "changed": changed,
-            "filevault_attempts": ledger_json(&o.ledger), "exit_code": 0,
+            "volume": o.target.vol.device, "secrets": rows, "secrets_after": after, "plan": plan,
+            "changed": changed, "filevault_attempts": ledger_json(&o.ledger), "exit_code": 0,
         }));
     } else {
+        ctx.ui.line("After:");
+        show_matrix(ctx.ui, &after, false);
         ctx.ui.line(&format!(
-            "Done: {} now accept{} NEW. {}",
+            "Done: changed {}. {}",
             changed.join(", "),
-            if changed.len() == 1 { "s" } else { "" },
             attempts_line(&o.ledger)
         ));
         ctx.ui.line(if o.target.vol.filevault {
@@ -707,6 +709,31 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
         });
     }
     Ok(0)
+}
+
+/// The matrix after a successful reconcile: every step that ran was verified
+/// against NEW before the run ended (FileVault by a check of NEW, the record by
+/// reading back the entries derived from NEW, the keychain by opening it), so
+/// no derivation is repeated to draw it.
+fn rows_after(before: &[Row], changed: &[&str]) -> Vec<Row> {
+    before
+        .iter()
+        .map(|r| {
+            let step = match r.secret {
+                "srp" => "login",
+                s => s,
+            };
+            if changed.contains(&step) && r.secret != "local-items" {
+                Row {
+                    secret: r.secret,
+                    accepts: Accepts::New,
+                    note: Some("changed and verified".into()),
+                }
+            } else {
+                r.clone()
+            }
+        })
+        .collect()
 }
 
 struct Applied {

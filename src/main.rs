@@ -8,6 +8,15 @@ use clap::Parser;
 fn main() -> ExitCode {
     // No core dump may carry a password out of this process.
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // Ctrl-C: a prompt may have turned the terminal's echo off; put it back,
+    // then stop. Every write fvsync makes is atomic and journaled, so stopping
+    // here is as safe as a power cut (the next run resumes or finds nothing done).
+    let saved = fvsync::secret::terminal_state();
+    let _ = ctrlc::set_handler(move || {
+        fvsync::secret::restore_terminal(saved.as_ref());
+        eprintln!("\nfvsync: interrupted (Ctrl-C)");
+        std::process::exit(130);
+    });
     let cli = match fvsync::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -39,6 +39,49 @@ pub struct Ui {
     color: bool,
     err_is_tty: bool,
     wrote_json: bool,
+    spinner: Option<Spinner>,
+}
+
+/// A progress line on the terminal's stderr, drawn by its own thread after a
+/// short delay so that quick steps print nothing.
+struct Spinner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Spinner {
+    fn start(message: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let frames = ['|', '/', '-', '\\'];
+            let start = std::time::Instant::now();
+            let mut drawn = false;
+            let mut i = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if start.elapsed() >= std::time::Duration::from_millis(300) {
+                    let mut e = std::io::stderr();
+                    let _ = write!(e, "\r\x1b[2K{} {message}", frames[i % frames.len()]);
+                    let _ = e.flush();
+                    drawn = true;
+                    i += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            if drawn {
+                let mut e = std::io::stderr();
+                let _ = write!(e, "\r\x1b[2K");
+                let _ = e.flush();
+            }
+        });
+        Spinner { stop, handle }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.handle.join();
+    }
 }
 
 impl Ui {
@@ -52,6 +95,7 @@ impl Ui {
             color,
             err_is_tty: std::io::stderr().is_terminal(),
             wrote_json: false,
+            spinner: None,
         }
     }
 
@@ -64,6 +108,7 @@ impl Ui {
             color: false,
             err_is_tty: false,
             wrote_json: false,
+            spinner: None,
         }
     }
 
@@ -153,18 +198,20 @@ impl Ui {
     }
 
     /// Progress on stderr, only when stderr is a terminal.
+    ///
+    /// A spinner appears only when the step lasts longer than about 0.3 s, and
+    /// only when stderr is a terminal; otherwise nothing is printed.
     pub fn progress(&mut self, s: &str) {
+        self.progress_done();
         if self.err_is_tty {
-            let _ = write!(self.err, "\r\x1b[2K{s}");
-            let _ = self.err.flush();
+            self.spinner = Some(Spinner::start(s.to_string()));
         }
     }
 
-    /// Clears a progress line.
+    /// Stops and clears the progress line.
     pub fn progress_done(&mut self) {
-        if self.err_is_tty {
-            let _ = write!(self.err, "\r\x1b[2K");
-            let _ = self.err.flush();
+        if let Some(sp) = self.spinner.take() {
+            sp.stop();
         }
     }
 
@@ -172,6 +219,7 @@ impl Ui {
     /// With `--json`, when the command printed no document, stdout also gets
     /// `{"version": 1, "error": {...}}` so a script always has one to read.
     pub fn error(&mut self, e: &Error) {
+        self.progress_done();
         if self.json && !self.wrote_json {
             self.json_value(&serde_json::json!({
                 "version": 1,
@@ -194,8 +242,9 @@ impl Ui {
         let _ = self.out.write_all(s.as_bytes());
     }
 
-    /// Flushes both streams.
+    /// Flushes both streams (and stops any progress line).
     pub fn flush(&mut self) {
+        self.progress_done();
         let _ = self.out.flush();
         let _ = self.err.flush();
     }

@@ -154,12 +154,19 @@ impl PasswordSource for TerminalSource {
     }
 
     fn confirm(&mut self, question: &str) -> Result<bool, Error> {
-        let answer = rpassword::prompt_password(format!("{question} [y/N] "))
-            .or_else(|_| {
-                // Echo does not matter for a yes/no; fall back to a plain read.
-                let mut s = String::new();
-                std::io::stdin().read_line(&mut s).map(|_| s)
-            })
+        // A yes/no is not a secret: read it from the terminal with echo on.
+        use std::io::Write;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot open the terminal: {e}")))?;
+        let mut w = &tty;
+        let _ = write!(w, "{question} [y/N] ");
+        let _ = w.flush();
+        let mut answer = String::new();
+        std::io::BufReader::new(&tty)
+            .read_line(&mut answer)
             .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot read the answer: {e}")))?;
         Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
     }
@@ -222,6 +229,31 @@ impl<R: BufRead> PasswordSource for StdinSource<R> {
     fn confirm(&mut self, _question: &str) -> Result<bool, Error> {
         Ok(false)
     }
+}
+
+/// The terminal's settings at start (None when there is no terminal).
+pub fn terminal_state() -> Option<nix::sys::termios::Termios> {
+    let tty = std::fs::File::open("/dev/tty").ok()?;
+    nix::sys::termios::tcgetattr(&tty).ok()
+}
+
+/// Puts the terminal's settings back (echo on) after an interrupted prompt.
+pub fn restore_terminal(saved: Option<&nix::sys::termios::Termios>) {
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return;
+    };
+    let state = match saved {
+        Some(s) => s.clone(),
+        None => match nix::sys::termios::tcgetattr(&tty) {
+            Ok(mut t) => {
+                t.local_flags |=
+                    nix::sys::termios::LocalFlags::ECHO | nix::sys::termios::LocalFlags::ICANON;
+                t
+            }
+            Err(_) => return,
+        },
+    };
+    let _ = nix::sys::termios::tcsetattr(&tty, nix::sys::termios::SetArg::TCSANOW, &state);
 }
 
 /// Reads NEW, typed twice on a terminal (at most three tries), once from stdin.
