@@ -279,9 +279,7 @@ pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) 
             secret: "local-items",
             accepts: Accepts::Unknown,
             note: Some(format!(
-                "{}: protected by the Secure Enclave, out of reach offline; after the first login macOS asks once \
-                 for the OLD password to update it (iCloud and Safari items)",
-                dir
+                "out of reach offline (Secure Enclave keys); macOS asks once for OLD after login [{dir}]"
             )),
         });
     }

@@ -127,7 +127,12 @@ pub enum Command {
     /// Create and list simulated Macs.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Print the Recovery runbook (built in, so it is there offline).
+    Runbook,
 }
+
+/// The runbook, embedded at build time.
+pub const RUNBOOK: &str = include_str!("../docs/runbook.md");
 
 /// The user a command works on.
 #[derive(Debug, Args)]
@@ -227,6 +232,14 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
                     "Try: fvsync --simulate {} diagnose --user alice",
                     crate::output::escape(&dir.to_string_lossy())
                 ));
+            }
+            Ok(0)
+        }
+        Command::Runbook => {
+            if ui.json {
+                ui.json_value(&serde_json::json!({"version": 1, "runbook": RUNBOOK}));
+            } else {
+                ui.raw(RUNBOOK);
             }
             Ok(0)
         }

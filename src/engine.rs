@@ -116,6 +116,11 @@ fn observe(
                     Proven::Old if old.ct_eq(new) => row("filevault", Accepts::Both, None),
                     Proven::Old => row("filevault", Accepts::Old, None),
                     Proven::New => row("filevault", Accepts::New, None),
+                    Proven::Neither if ledger.throttled => row(
+                        "filevault",
+                        Accepts::Unknown,
+                        Some("OLD was rejected; NEW was not tried: FileVault refuses further attempts".into()),
+                    ),
                     Proven::Neither => row("filevault", Accepts::Neither, None),
                     Proven::Throttled => row(
                         "filevault",
@@ -412,9 +417,19 @@ fn ledger_json(l: &Ledger) -> serde_json::Value {
     json!({"used": l.attempts, "failed": l.failed, "throttled": l.throttled})
 }
 
-fn read_old_new(src: &mut dyn PasswordSource, user: &str) -> Result<(Password, Password)> {
+/// OLD, then NEW; NEW is typed twice at a terminal when `confirm_new`
+/// (reconcile, which writes it everywhere), once otherwise.
+fn read_old_new(
+    src: &mut dyn PasswordSource,
+    user: &str,
+    confirm_new: bool,
+) -> Result<(Password, Password)> {
     let old = src.read(Which::Old, user)?;
-    let new = secret::read_new(src, user)?;
+    let new = if confirm_new {
+        secret::read_new(src, user)?
+    } else {
+        src.read(Which::New, user)?
+    };
     Ok((old, new))
 }
 
@@ -436,7 +451,7 @@ fn fv_gate(o: &Observed) -> Result<()> {
 /// As documented: 3 out of sync, 4 neither password opens FileVault, 5 refused.
 pub fn diagnose(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
-    let (old, new) = read_old_new(ctx.src, &target.user)?;
+    let (old, new) = read_old_new(ctx.src, &target.user, false)?;
     let mut o = observe(ctx, target, Some(&old), &new, false)?;
     o.relock(ctx.p);
     let rows = o.rows();
@@ -569,7 +584,7 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
              `sysadminctl -secureTokenOn USER -password - -adminUser ADMIN -adminPassword -`, then run fvsync again",
         ));
     }
-    let (old, new) = read_old_new(ctx.src, &target.user)?;
+    let (old, new) = read_old_new(ctx.src, &target.user, true)?;
     let mut o = observe(ctx, target, Some(&old), &new, false)?;
     if let Err(e) = fv_gate(&o) {
         o.relock(ctx.p);
@@ -703,7 +718,9 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
             attempts_line(&o.ledger)
         ));
         ctx.ui.line(if o.target.vol.filevault {
-            "Next: restart the Mac; FileVault asks for the NEW password at startup, and logs in with it."
+            "Next: restart the Mac; FileVault asks for the NEW password at startup, and logs in with it. \
+             If macOS then asks for the OLD password (Local Items keychain), type the OLD one; never \
+             choose \"Create New Keychain\"."
         } else {
             "Next: restart the Mac and log in with the NEW password."
         });
@@ -1118,7 +1135,7 @@ fn rollback(
 pub fn undo(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     require_recovery(ctx.p, "undo")?;
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
-    let (old, new) = read_old_new(ctx.src, &target.user)?;
+    let (old, new) = read_old_new(ctx.src, &target.user, false)?;
     let mut o = observe(ctx, target, Some(&old), &new, true)?;
     if let Err(e) = fv_gate(&o) {
         o.relock(ctx.p);

@@ -151,14 +151,24 @@ impl Ledger {
 
 /// The error for a run in which neither password opened FileVault.
 pub fn neither_error(ledger: &Ledger, user: &str) -> Error {
+    let used = format!(
+        "{} attempt{} used",
+        ledger.attempts,
+        if ledger.attempts == 1 { "" } else { "s" }
+    );
     let mut e = Error::new(
         ErrorKind::AuthFailed,
-        format!(
-            "FileVault accepted neither password for {} ({} attempt{} used)",
-            crate::output::escape(user),
-            ledger.attempts,
-            if ledger.attempts == 1 { "" } else { "s" }
-        ),
+        if ledger.throttled {
+            format!(
+                "FileVault did not accept OLD for {}, and now refuses further attempts, so NEW was not tried ({used})",
+                crate::output::escape(user)
+            )
+        } else {
+            format!(
+                "FileVault accepted neither password for {} ({used})",
+                crate::output::escape(user)
+            )
+        },
     );
     e = if ledger.throttled {
         e.hint(

@@ -238,6 +238,22 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
             Some(false) => "no".to_string(),
             None => "?".to_string(),
         };
+        if v.locked {
+            // Only what the Preboot list tells: a narrow table for an 80-column Terminal.
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|u| {
+                    vec![
+                        format!("  {}", escape(&u.name)),
+                        escape(u.real_name.as_deref().unwrap_or("")),
+                        u.generated_uid.clone().unwrap_or_else(|| "?".into()),
+                        yes_no(u.filevault_user).into(),
+                    ]
+                })
+                .collect();
+            ui.table(&["  user", "name", "GeneratedUID", "FileVault"], &rows);
+            continue;
+        }
         let rows: Vec<Vec<String>> = list
             .iter()
             .map(|u| {

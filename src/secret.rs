@@ -126,6 +126,9 @@ pub trait PasswordSource {
     /// True when the source is a person at a terminal (NEW is then typed twice).
     fn interactive(&self) -> bool;
 
+    /// Tells the person at the terminal something (no-op for stdin).
+    fn notice(&mut self, _message: &str) {}
+
     /// Asks a yes/no question; false on anything but yes.
     ///
     /// # Errors
@@ -137,6 +140,13 @@ pub trait PasswordSource {
 pub struct TerminalSource;
 
 impl PasswordSource for TerminalSource {
+    fn notice(&mut self, message: &str) {
+        use std::io::Write;
+        if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+            let _ = writeln!(tty, "{message}");
+        }
+    }
+
     fn read(&mut self, which: Which, user: &str) -> Result<Password, Error> {
         let line = rpassword::prompt_password(which.prompt(user)).map_err(|e| {
             Error::new(ErrorKind::Usage, format!("cannot read the terminal: {e}"))
@@ -264,13 +274,19 @@ pub fn read_new(src: &mut dyn PasswordSource, user: &str) -> Result<Password, Er
     if !src.interactive() {
         return src.read(Which::New, user);
     }
-    for _ in 0..3 {
+    for round in 1..=3 {
         let first = src.read(Which::New, user)?;
         let again = src.read(Which::NewAgain, user)?;
         if first.ct_eq(&again) {
             return Ok(first);
         }
         // A mismatch costs no FileVault attempt: nothing has been tried yet.
+        if round < 3 {
+            src.notice(&format!(
+                "The two entries of NEW did not match. Type it again ({} tries left; no FileVault attempt was used).",
+                3 - round
+            ));
+        }
     }
     Err(Error::new(
         ErrorKind::Usage,

@@ -357,6 +357,53 @@ fn bad_passwords_and_names_are_usage_errors() {
 }
 
 #[test]
+fn runbook_is_built_in() {
+    let o = run(&["runbook"], "");
+    assert_eq!(o.code, Some(0));
+    let file =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md")).unwrap();
+    assert_eq!(o.stdout, file);
+    assert!(o.stdout.contains("reconcile"));
+}
+
+#[test]
+fn reconcile_and_undo_refuse_a_normal_boot() {
+    let (_t, dir) = mac("all-old");
+    let p = dir.join("SimulatedMac.plist");
+    let s = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("<string>recovery</string>", "<string>normal</string>");
+    std::fs::write(&p, s).unwrap();
+    let before = tree(&dir);
+    for cmdline in [
+        vec!["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        vec!["undo", "--user", "alice", "--password-stdin"],
+    ] {
+        let o = cmd(&dir, &cmdline, &[OLD, NEW]);
+        assert_eq!(o.code, Some(5), "{cmdline:?}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("recoveryOS") && o.stderr.contains("Recovery"),
+            "{}",
+            o.stderr
+        );
+    }
+    assert_eq!(tree(&dir), before);
+    // Diagnostics still work in a normal boot.
+    let o = cmd(
+        &dir,
+        &[
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--dry-run",
+        ],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+}
+
+#[test]
 fn json_errors_are_json_documents() {
     let (_t, dir) = mac("not-a-filevault-user");
     let o = cmd(
