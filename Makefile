@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_DIR ?= target/demo-mac
 
-.PHONY: all build demo test fmt clippy no-failpoints clean
+.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb
 
 all: build
 
@@ -11,26 +11,104 @@ build:
 
 # Builds fvsync, creates a simulated Mac in the seed scenario and runs the main
 # job on it: volumes, users, diagnose (out of sync), reconcile, verify (in sync).
-demo: build
-	DEMO_DIR=$(DEMO_DIR) FVSYNC=target/debug/fvsync sh scripts/demo.sh
+# Built in its own target dir, so the test build in target/debug keeps its
+# failpoints (see no-failpoints).
+demo:
+	CARGO_TARGET_DIR=target/demo $(CARGO) build --locked --bin fvsync
+	DEMO_DIR=$(DEMO_DIR) FVSYNC=target/demo/debug/fvsync sh scripts/demo.sh
 
-# Every test, then clippy and rustfmt, then a check that shipped builds carry
-# no failpoints.
+# Every test, then the scenario, crash-safety and keychain suites a second
+# time through the diskutil backend and the emulated diskutil, then clippy and
+# rustfmt, then a check that shipped builds carry no failpoints.
 test:
 	$(CARGO) test --locked --features testing
+	FVSYNC_TEST_BACKEND=diskutil $(CARGO) test --locked --features testing \
+	  --test scenarios --test crash --test keychain --test diskutil
 	$(CARGO) clippy --locked --all-targets --features testing -- -D warnings
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
 	$(MAKE) no-failpoints
 
+# Its own target dir: building the default features into target/debug would
+# replace the test build's binary there (cargo does not copy a fresh binary
+# again when the feature set flips back), and later test runs would use it.
 no-failpoints:
-	$(CARGO) build --locked
-	@if grep -q FVSYNC_FAILPOINT target/debug/fvsync; then \
+	CARGO_TARGET_DIR=target/no-failpoints $(CARGO) build --locked --bin fvsync
+	@if grep -q FVSYNC_FAILPOINT target/no-failpoints/debug/fvsync; then \
 	  echo "error: the default build contains failpoints"; exit 1; \
 	else echo "ok: the default build has no failpoints"; fi
 
 fmt:
 	$(CARGO) fmt --all
+
+# Man pages and shell completions, generated from the command-line definition.
+docs:
+	$(CARGO) run --locked --quiet --example gen-docs -- $(DIST)/docs
+
+# Stages a USB stick for Recovery: binaries in dist/ (or a release build),
+# SHA256SUMS, the launcher and the runbook. Usage: make usb DIR=/Volumes/STICK
+usb:
+	@test -n "$(DIR)" || { echo "usage: make usb DIR=/path/to/stick"; exit 2; }
+	sh scripts/stage-usb.sh "$(DIR)"
+
+# ---------------------------------------------------------------------------
+# Release binaries (docs/release.md). Tools: rustup targets
+# x86_64-unknown-linux-musl, aarch64-apple-darwin, x86_64-apple-darwin, and
+# `pip install ziglang cargo-zigbuild` for the macOS link; .ci/run installs them.
+# Release builds use their own target dir so they never wait on, or invalidate,
+# the debug builds in target/debug.
+RELEASE_TARGET_DIR ?= target/release-build
+PYTHON ?= python3
+DIST ?= dist
+LINUX_BIN = $(DIST)/fvsync-linux-x86_64
+MACOS_BIN = $(DIST)/fvsync-macos-universal
+MACOS_MIN ?= 11.0
+# Rust's libc crate asks for libiconv on Apple targets; zig's linker then also
+# records libcharset. fvsync uses neither: drop dylibs that no symbol comes from,
+# so each slice loads only /usr/lib/libSystem.B.dylib.
+MACOS_RUSTFLAGS ?= -C link-arg=-Wl,-dead_strip_dylibs
+
+# Static Linux x86_64: Rust's musl target links its own bundled musl libc
+# (self-contained crt objects) through the host cc; every dependency is pure
+# Rust, so no zig and no musl-gcc are needed.
+static:
+	CARGO_TARGET_DIR=$(RELEASE_TARGET_DIR) $(CARGO) build --locked --release \
+	  --bin fvsync --target x86_64-unknown-linux-musl
+	mkdir -p $(DIST)
+	cp -f $(RELEASE_TARGET_DIR)/x86_64-unknown-linux-musl/release/fvsync $(LINUX_BIN)
+
+# Universal macOS (arm64 + x86_64), minimum macOS 11.0, linked by zig on Linux;
+# zig's linker ad-hoc signs the arm64 slice.
+macos:
+	@# cargo-zigbuild's own `cargo metadata` call would silently re-resolve a stale
+	@# Cargo.lock; refuse one here instead, like --locked does for cargo build.
+	$(CARGO) metadata --locked --format-version 1 > /dev/null
+	CARGO_TARGET_DIR=$(RELEASE_TARGET_DIR) MACOSX_DEPLOYMENT_TARGET=$(MACOS_MIN) \
+	  CARGO_TARGET_AARCH64_APPLE_DARWIN_RUSTFLAGS="$(MACOS_RUSTFLAGS)" \
+	  CARGO_TARGET_X86_64_APPLE_DARWIN_RUSTFLAGS="$(MACOS_RUSTFLAGS)" \
+	  $(CARGO) zigbuild --locked --release --bin fvsync --target universal2-apple-darwin
+	mkdir -p $(DIST)
+	cp -f $(RELEASE_TARGET_DIR)/universal2-apple-darwin/release/fvsync $(MACOS_BIN)
+
+# Type-checks and lints the macOS-only code on Linux (no linker needed).
+clippy-macos:
+	CARGO_TARGET_DIR=$(RELEASE_TARGET_DIR) $(CARGO) clippy --locked \
+	  --target aarch64-apple-darwin --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(RELEASE_TARGET_DIR) $(CARGO) clippy --locked \
+	  --target aarch64-apple-darwin --all-targets --features testing -- -D warnings
+
+# Builds both binaries, checks them (scripts/check-release.py parses the ELF and
+# Mach-O headers itself), checks that the checker refuses corrupted copies, then
+# writes dist/SHA256SUMS.
+check-release: static macos clippy-macos
+	$(PYTHON) scripts/check-release.py --linux $(LINUX_BIN) --macos $(MACOS_BIN)
+	$(PYTHON) scripts/check-release.py --self-test --linux $(LINUX_BIN) --macos $(MACOS_BIN)
+	cd $(DIST) && sha256sum fvsync-linux-x86_64 fvsync-macos-universal > SHA256SUMS
+	cd $(DIST) && sha256sum --check --strict SHA256SUMS
+	@for f in $(LINUX_BIN) $(MACOS_BIN); do \
+	  awk -v f="$$f" -v n="$$(stat -c %s "$$f")" \
+	    'BEGIN { printf "%s: %d bytes (%.2f MiB)\n", f, n, n / 1048576 }'; \
+	done
 
 clean:
 	$(CARGO) clean
