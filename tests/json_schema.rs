@@ -3,8 +3,8 @@
 //! command, success and failure. A schema is strict (`additionalProperties: false`),
 //! so a new field fails here until it is documented.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -12,7 +12,10 @@ use serde_json::Value;
 const OLD: &str = "Old-Passw0rd!";
 const NEW: &str = "New-Passw0rd!";
 
-static VALIDATED: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Documents validated by the current test (each test runs on its own thread).
+    static VALIDATED: Cell<usize> = const { Cell::new(0) };
+}
 
 fn schema_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema")
@@ -59,7 +62,7 @@ fn validate(name: &str, doc: &Value, what: &str) {
         errs.join("\n  "),
         serde_json::to_string_pretty(doc).unwrap()
     );
-    VALIDATED.fetch_add(1, Ordering::Relaxed);
+    VALIDATED.with(|n| n.set(n.get() + 1));
 }
 
 /// One run of fvsync: the exit code and the one JSON document on stdout.
@@ -109,7 +112,11 @@ impl Run {
         } else {
             validate(schema, &self.doc, &self.what);
             if let Some(c) = self.doc.get("exit_code") {
-                assert_eq!(*c, self.code, "{}: exit_code is not the exit code", self.what);
+                assert_eq!(
+                    *c, self.code,
+                    "{}: exit_code is not the exit code",
+                    self.what
+                );
             } else {
                 assert_eq!(self.code, 0, "{}: a document without exit_code", self.what);
             }
@@ -163,7 +170,15 @@ fn scenarios() -> Vec<String> {
 fn create(dir: &Path, scenario: &str) -> String {
     let d = dir.to_str().unwrap().to_string();
     let r = fvsync(
-        &["sim", "create", &d, "--scenario", scenario, "--iterations", "1000"],
+        &[
+            "sim",
+            "create",
+            &d,
+            "--scenario",
+            scenario,
+            "--iterations",
+            "1000",
+        ],
         None,
     );
     r.expect_doc("sim-create", 0);
@@ -183,7 +198,7 @@ fn sim(mac: &str, args: &[&str], stdin: Option<&str>) -> Run {
 #[test]
 fn every_command_on_every_scenario_matches_its_schema() {
     let tmp = tempfile::tempdir().unwrap();
-    let before = VALIDATED.load(Ordering::Relaxed);
+    let before = VALIDATED.with(Cell::get);
     for name in scenarios() {
         let mac = create(&tmp.path().join(&name), &name);
         let user = ["--user", "alice", "--password-stdin"];
@@ -205,7 +220,12 @@ fn every_command_on_every_scenario_matches_its_schema() {
 
         if name == "not-a-filevault-user" {
             // alice cannot unlock the locked volume: every user command refuses.
-            for cmd in [&["diagnose"][..], &["reconcile", "--dry-run"], &["reconcile", "--yes"], &["undo"]] {
+            for cmd in [
+                &["diagnose"][..],
+                &["reconcile", "--dry-run"],
+                &["reconcile", "--yes"],
+                &["undo"],
+            ] {
                 run(with(cmd, &[]), &two(OLD, NEW)).expect_error(5, "refused");
             }
             run(with(&["verify"], &[]), &one(NEW)).expect_error(5, "refused");
@@ -241,6 +261,16 @@ fn every_command_on_every_scenario_matches_its_schema() {
             rec.doc
         );
 
+        if name == "throttled" {
+            // OLD is tried first and now fails: FileVault refuses from here on.
+            // Whatever each command prints must still match its schema.
+            run(with(&["reconcile", "--yes"], &[]), &two(OLD, NEW)).expect_error(4, "auth-failed");
+            run(with(&["diagnose"], &[]), &two(OLD, NEW)).expect_doc("diagnose", 5);
+            run(with(&["verify"], &[]), &one(NEW)).expect_error(5, "refused");
+            run(with(&["undo"], &[]), &two(OLD, NEW)).expect_error(5, "refused");
+            continue;
+        }
+
         // In sync now: a second reconcile has nothing to do.
         run(with(&["reconcile", "--yes"], &[]), &two(OLD, NEW)).expect_doc("reconcile", 0);
         run(with(&["verify"], &[]), &one(NEW)).expect_doc("verify", 0);
@@ -259,7 +289,7 @@ fn every_command_on_every_scenario_matches_its_schema() {
         // Unlocked or not, the listings still match after the changes.
         sim(&mac, &["users"], None).expect_doc("users", 0);
     }
-    let n = VALIDATED.load(Ordering::Relaxed) - before;
+    let n = VALIDATED.with(Cell::get) - before;
     eprintln!("every_command_on_every_scenario: {n} documents validated");
     assert!(n > 80, "only {n} documents validated");
 }
@@ -269,7 +299,7 @@ fn every_command_on_every_scenario_matches_its_schema() {
 #[test]
 fn failures_and_edge_cases_match_their_schemas() {
     let tmp = tempfile::tempdir().unwrap();
-    let before = VALIDATED.load(Ordering::Relaxed);
+    let before = VALIDATED.with(Cell::get);
     let alice = ["--user", "alice", "--password-stdin"];
     let cmd = |mac: &str, c: &[&str], extra: &[&str], stdin: &str| {
         let mut a: Vec<&str> = c.to_vec();
@@ -299,9 +329,22 @@ fn failures_and_edge_cases_match_their_schemas() {
     // Missing --yes with --password-stdin; a missing password line.
     cmd(&w, &["reconcile"], &[], &two(OLD, NEW)).expect_error(2, "usage");
     cmd(&w, &["diagnose"], &[], &one(OLD)).expect_error(2, "usage");
-    // An unknown user; an unknown volume.
-    sim(&w, &["diagnose", "--user", "nobody", "--password-stdin"], Some(&two(OLD, NEW)))
-        .expect_error(2, "usage");
+    // An unknown user: on a locked volume fvsync cannot tell a misspelled name
+    // from a user who is no FileVault user (5); on a readable one it can (2).
+    sim(
+        &w,
+        &["diagnose", "--user", "nobody", "--password-stdin"],
+        Some(&two(OLD, NEW)),
+    )
+    .expect_error(5, "refused");
+    let off = create(&tmp.path().join("off"), "filevault-off");
+    sim(
+        &off,
+        &["diagnose", "--user", "nobody", "--password-stdin"],
+        Some(&two(OLD, NEW)),
+    )
+    .expect_error(2, "usage");
+    // An unknown volume.
     sim(&w, &["users", "--volume", "disk9s9"], None).expect_error(2, "usage");
 
     // OLD equal to NEW: rows read "both".
@@ -314,20 +357,51 @@ fn failures_and_edge_cases_match_their_schemas() {
     let m = create(&tmp.path().join("multi"), "multi-volume");
     sim(&m, &["volumes"], None).expect_doc("volumes", 0);
     sim(&m, &["users", "--volume", "disk5s5"], None).expect_doc("users", 0);
-    sim(&m, &["diagnose", "--user", "bob", "--volume", "disk5s5", "--password-stdin"], Some(&two(OLD, NEW)))
-        .check("diagnose");
+    sim(
+        &m,
+        &[
+            "diagnose",
+            "--user",
+            "bob",
+            "--volume",
+            "disk5s5",
+            "--password-stdin",
+        ],
+        Some(&two(OLD, NEW)),
+    )
+    .check("diagnose");
 
     // Not a simulated Mac; sim create errors.
     let missing = tmp.path().join("missing");
     fvsync(&["--simulate", missing.to_str().unwrap(), "volumes"], None).expect_error(2, "usage");
     fvsync(&["--simulate", missing.to_str().unwrap(), "users"], None).expect_error(2, "usage");
     let x = tmp.path().join("x");
-    fvsync(&["sim", "create", x.to_str().unwrap(), "--scenario", "no-such-scenario"], None)
-        .expect_error(2, "usage");
-    fvsync(&["sim", "create", &s, "--scenario", "in-sync", "--iterations", "1000"], None)
-        .expect_error(2, "usage");
+    fvsync(
+        &[
+            "sim",
+            "create",
+            x.to_str().unwrap(),
+            "--scenario",
+            "no-such-scenario",
+        ],
+        None,
+    )
+    .expect_error(2, "usage");
+    fvsync(
+        &[
+            "sim",
+            "create",
+            &s,
+            "--scenario",
+            "in-sync",
+            "--iterations",
+            "1000",
+        ],
+        None,
+    )
+    .expect_error(2, "usage");
 
-    let n = VALIDATED.load(Ordering::Relaxed) - before;
+    let n = VALIDATED.with(Cell::get) - before;
     eprintln!("failures_and_edge_cases: {n} documents validated");
 }
 
@@ -343,7 +417,10 @@ fn schemas_reject_altered_documents() {
 
     let rejected = |name: &str, doc: &Value, why: &str| {
         let errs = errors(name, doc);
-        assert!(!errs.is_empty(), "{name}.json accepted a document with {why}:\n{doc}");
+        assert!(
+            !errs.is_empty(),
+            "{name}.json accepted a document with {why}:\n{doc}"
+        );
     };
     let mut extra = good.clone();
     extra["undocumented"] = Value::from(true);
@@ -374,7 +451,17 @@ fn schemas_reject_altered_documents() {
     rejected("diagnose", &bad, "version 2");
 
     // A dry run never has secrets_after.
-    let r = sim(&mac, &["reconcile", "--dry-run", "--user", "alice", "--password-stdin"], Some(&two(OLD, NEW)));
+    let r = sim(
+        &mac,
+        &[
+            "reconcile",
+            "--dry-run",
+            "--user",
+            "alice",
+            "--password-stdin",
+        ],
+        Some(&two(OLD, NEW)),
+    );
     r.expect_doc("reconcile", 0);
     let mut bad = r.doc.clone();
     bad["secrets_after"] = r.doc["secrets"].clone();
@@ -384,7 +471,11 @@ fn schemas_reject_altered_documents() {
     rejected("reconcile", &bad, "changed steps without secrets_after");
 
     // verify never says "old".
-    let v = sim(&mac, &["verify", "--user", "alice", "--password-stdin"], Some(&one(OLD)));
+    let v = sim(
+        &mac,
+        &["verify", "--user", "alice", "--password-stdin"],
+        Some(&one(OLD)),
+    );
     v.expect_doc("verify", 3);
     let mut bad = v.doc.clone();
     bad["secrets"][0]["accepts"] = Value::from("old");
