@@ -105,6 +105,12 @@ fn observe(
         )
     } else if let Some(c) = target.crypto.clone() {
         let unlock = vol.locked;
+        // When the volume is already readable (unlocked earlier in this Recovery
+        // session, or a normal boot), a journal may say FileVault was already
+        // changed to NEW: then NEW is the likely one, and trying it first saves
+        // a failed attempt on a re-run.
+        let new_first =
+            new_first || (!unlock && filevault_changed_before(ctx.p, &vol, &target.user));
         ctx.ui.progress("checking the FileVault password...");
         let r = match old {
             Some(old) => {
@@ -537,6 +543,19 @@ pub fn verify(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     Ok(code)
 }
 
+/// True when the user's journal on a readable volume records a FileVault change
+/// to NEW that was not undone or rolled back.
+fn filevault_changed_before(p: &dyn Platform, vol: &crate::platform::Volume, user: &str) -> bool {
+    let Ok(root) = p.files(vol) else { return false };
+    match Journal::load(&root, user) {
+        Ok(Some(j)) => {
+            matches!(j.state, State::Open | State::Done)
+                && j.steps.iter().any(|s| s.step == "filevault" && s.done)
+        }
+        _ => false,
+    }
+}
+
 /// Changes run only in recoveryOS: in a normal boot opendirectoryd caches the
 /// user record and securityd may hold the keychain open, so a rewrite under
 /// them could be undone or half-seen.
@@ -700,7 +719,11 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
         }
     }
     let result = apply(ctx, &mut o, &root, &plan, &old, &new, resuming);
-    o.relock(ctx.p);
+    if result.is_err() {
+        o.relock(ctx.p);
+    }
+    // After a successful reconcile the Data volume stays unlocked, as Recovery
+    // leaves it, until the restart; a re-run can then read the journal first.
     let changed = result?;
     let after = rows_after(&rows, &changed);
     if ctx.ui.json {

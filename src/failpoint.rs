@@ -2,8 +2,11 @@
 //! `testing` feature (off by default); in every other build `hit` is a no-op the
 //! compiler removes, and the environment variable below is never read.
 //!
-//! `FVSYNC_FAILPOINT=<name>:<error|abort>[,<name>:<action>...]` makes the named
-//! point return an injected error, or abort the process on the spot (a power cut).
+//! `FVSYNC_FAILPOINT=<name>:<error|abort|erofs|enospc>[,<name>:<action>...]` makes
+//! the named point return an injected error, abort the process on the spot (a
+//! power cut), or fail as the system would on a read-only volume (`erofs`, errno
+//! 30) or a full disk (`enospc`, errno 28): an I/O error built from the raw OS
+//! error, so it takes the same path (message and hint) as the real one.
 //! Each armed point fires once per process (a transient fault), so a rollback
 //! that passes the same point again goes through.
 
@@ -12,7 +15,7 @@ use crate::error::Result;
 /// Passes through failpoint `name`.
 ///
 /// # Errors
-/// In testing builds, when the point is armed with `error`.
+/// In testing builds, when the point is armed with `error`, `erofs` or `enospc`.
 #[cfg(feature = "testing")]
 pub fn hit(name: &str) -> Result<()> {
     use crate::error::{Error, ErrorKind};
@@ -30,8 +33,18 @@ pub fn hit(name: &str) -> Result<()> {
                 return Ok(());
             }
             fired.push(name.to_string());
-            if action == "abort" {
-                std::process::abort();
+            match action {
+                "abort" => std::process::abort(),
+                "erofs" | "enospc" => {
+                    let errno = if action == "erofs" { 30 } else { 28 };
+                    let e = std::io::Error::from_raw_os_error(errno);
+                    return Err(Error::io(
+                        "write at failpoint",
+                        std::path::Path::new(name),
+                        &e,
+                    ));
+                }
+                _ => {}
             }
             return Err(Error::new(
                 ErrorKind::Failure,

@@ -15,19 +15,41 @@ pub const MAX_READ: u64 = 16 * 1024 * 1024;
 
 /// Reads a regular file, refusing symlinks and files over `MAX_READ`.
 ///
+/// The file is opened with `O_NOFOLLOW | O_NONBLOCK` (a planted FIFO or device
+/// cannot block the read) and checked again on the open descriptor, so a file
+/// swapped for a link or a FIFO between the check and the open is refused too.
+///
 /// # Errors
 /// Missing, a symlink, not a regular file, too large, or unreadable.
 pub fn read_capped(path: &Path) -> Result<Vec<u8>> {
-    let meta = fs::symlink_metadata(path).map_err(|e| Error::io("read", path, &e))?;
+    read_checked(path, false)
+}
+
+/// Like [`read_capped`], for files only root may write (user records): also
+/// refuses a file that is owned by anyone but root or the effective user, or
+/// that is writable by its group or by everyone (exit 5): such a file may
+/// have been planted or altered by someone other than the system.
+///
+/// # Errors
+/// As [`read_capped`], and untrusted ownership or mode.
+pub fn read_trusted(path: &Path) -> Result<Vec<u8>> {
+    read_checked(path, true)
+}
+
+fn symlink_refusal(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::Refused,
+        format!(
+            "{} is a symbolic link; fvsync never follows links in system folders",
+            crate::output::quote_path(path)
+        ),
+    )
+    .hint("someone may have tampered with the volume; inspect the file by hand")
+}
+
+fn check_meta(path: &Path, meta: &fs::Metadata, trusted: bool) -> Result<()> {
     if meta.file_type().is_symlink() {
-        return Err(Error::new(
-            ErrorKind::Refused,
-            format!(
-                "{} is a symbolic link; fvsync never follows links in system folders",
-                crate::output::quote_path(path)
-            ),
-        )
-        .hint("someone may have tampered with the volume; inspect the file by hand"));
+        return Err(symlink_refusal(path));
     }
     if !meta.is_file() {
         return Err(Error::malformed(path, "not a regular file"));
@@ -38,11 +60,51 @@ pub fn read_capped(path: &Path) -> Result<Vec<u8>> {
             format!("{} bytes, over the {} byte limit", meta.len(), MAX_READ),
         ));
     }
+    if trusted {
+        let euid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != 0 && meta.uid() != euid {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!(
+                    "{} is owned by uid {}, not by root; fvsync does not trust it",
+                    crate::output::quote_path(path),
+                    meta.uid()
+                ),
+            )
+            .hint("someone may have planted or replaced the file; inspect it by hand (macOS keeps it root-owned, mode 0600)"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!(
+                    "{} is writable by other users (mode {:04o}); fvsync does not trust it",
+                    crate::output::quote_path(path),
+                    meta.mode() & 0o7777
+                ),
+            )
+            .hint("someone may have tampered with the file; inspect it by hand (macOS keeps it root-owned, mode 0600)"));
+        }
+    }
+    Ok(())
+}
+
+fn read_checked(path: &Path, trusted: bool) -> Result<Vec<u8>> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io("read", path, &e))?;
+    check_meta(path, &meta, trusted)?;
     let mut f = OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| Error::io("read", path, &e))?;
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                symlink_refusal(path)
+            } else {
+                Error::io("read", path, &e)
+            }
+        })?;
+    // The same checks on what was actually opened.
+    let meta = f.metadata().map_err(|e| Error::io("examine", path, &e))?;
+    check_meta(path, &meta, trusted)?;
     let mut buf = Vec::with_capacity(meta.len() as usize);
     Read::by_ref(&mut f)
         .take(MAX_READ + 1)
@@ -197,6 +259,21 @@ mod tests {
         assert_eq!(read_capped(&link).unwrap_err().kind(), ErrorKind::Refused);
         assert!(write_atomic(&link, b"x", Perms::PRIVATE).is_err());
         assert_eq!(fs::read(&target).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn trusted_reads_refuse_loose_modes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("r.plist");
+        fs::write(&p, b"x").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_trusted(&p).unwrap(), b"x");
+        for mode in [0o620, 0o602, 0o666] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_trusted(&p).unwrap_err().kind(), ErrorKind::Refused);
+            // Files fvsync does not require to be root-only are still read.
+            assert_eq!(read_capped(&p).unwrap(), b"x");
+        }
     }
 
     #[test]

@@ -265,10 +265,16 @@ fn number(v: &Value) -> Option<f64> {
 
 /// Reads and parses a record file.
 ///
+/// A record must be a regular file (never a symbolic link), owned by root (or
+/// by the effective user, for tests run without root), and not writable by its
+/// group or by everyone; anything else is refused (exit 5), because macOS keeps
+/// records root-owned 0600 and a looser one may have been planted.
+///
 /// # Errors
-/// Unreadable, a symlink, oversized or malformed; or `name` does not match the file.
+/// Unreadable, a symlink, not trusted (owner, mode), oversized or malformed; or
+/// `name` does not match the file.
 pub fn load(path: &Path, expected_name: Option<&str>) -> Result<UserRecord> {
-    let bytes = crate::fsio::read_capped(path)?;
+    let bytes = crate::fsio::read_trusted(path)?;
     let rec = UserRecord::parse(&bytes).map_err(|e| Error::malformed(path, e))?;
     if let Some(n) = expected_name {
         if rec.name() != n {

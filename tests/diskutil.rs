@@ -123,3 +123,29 @@ fn diskutil_sees_a_fixed_environment_and_no_secret() {
         || v.contains("-oldPassphrase")
         || v.contains("-newPassphrase")));
 }
+
+#[test]
+fn a_rerun_in_the_same_session_tries_new_first() {
+    // Through diskutil the volume stays unlocked between runs (one Recovery
+    // session): the second run reads the journal and spends no failed attempt.
+    let (_t, dir) = mac("all-old");
+    let w = dir.parent().unwrap().join("diskutil");
+    let args = [
+        "--diskutil",
+        w.to_str().unwrap(),
+        "--json",
+        "reconcile",
+        "--user",
+        "alice",
+        "--password-stdin",
+        "--yes",
+    ];
+    let o = run(&args, &format!("{OLD}\n{NEW}\n"));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = run(&args, &format!("{OLD}\n{NEW}\n"));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["filevault_attempts"]["failed"], 0, "{v}");
+    assert_eq!(v["filevault_attempts"]["used"], 1);
+    assert_eq!(failed_attempts(&dir), 0);
+}
