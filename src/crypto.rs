@@ -154,9 +154,9 @@ pub fn pbkdf2_sha256(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
 /// on the calling thread instead.
 pub fn pbkdf2_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
     count_derivation();
-    // One block, or an unusually long output (more than 8 blocks, where one thread
-    // per block would be wasteful): the straight `pbkdf2` path.
-    if out.len() <= 64 || out.len() > 64 * 8 {
+    // An unusually long output (more than 8 blocks, where one thread per block
+    // would be wasteful): the straight `pbkdf2` path.
+    if out.is_empty() || out.len() > 64 * 8 {
         pbkdf2::pbkdf2_hmac::<Sha512>(pw, salt, iters, out);
         return;
     }
@@ -166,6 +166,8 @@ pub fn pbkdf2_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
         return;
     };
     let prf = &prf;
+    let pads = HmacPads::new(pw);
+    let pads = &pads;
     let n_blocks = out.len().div_ceil(64);
     std::thread::scope(|scope| {
         // Blocks 2..=n on helper threads, each into its own zeroizing buffer.
@@ -176,15 +178,16 @@ pub fn pbkdf2_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
                 .name("pbkdf2-sha512".into())
                 .spawn_scoped(scope, move || {
                     let mut block = Zeroizing::new([0u8; 64]);
-                    pbkdf2_sha512_block(prf, salt, iters, block_no, &mut block[..]);
+                    pbkdf2_sha512_block(prf, pads, salt, iters, block_no, &mut block[..]);
                     block
                 })
                 .ok();
             pending.push((idx, block_no, handle));
         }
         // Block 1 on this thread, straight into the output.
-        if let Some(first) = out.get_mut(..64) {
-            pbkdf2_sha512_block(prf, salt, iters, 1, first);
+        let first_len = out.len().min(64);
+        if let Some(first) = out.get_mut(..first_len) {
+            pbkdf2_sha512_block(prf, pads, salt, iters, 1, first);
         }
         for (idx, block_no, handle) in pending {
             // If the thread could not be started (or, impossibly, panicked),
@@ -193,7 +196,7 @@ pub fn pbkdf2_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
                 Some(block) => block,
                 None => {
                     let mut block = Zeroizing::new([0u8; 64]);
-                    pbkdf2_sha512_block(prf, salt, iters, block_no, &mut block[..]);
+                    pbkdf2_sha512_block(prf, pads, salt, iters, block_no, &mut block[..]);
                     block
                 }
             };
@@ -210,20 +213,111 @@ fn block_index(idx: usize) -> u32 {
     u32::try_from(idx).map_or(u32::MAX, |i| i.saturating_add(1))
 }
 
+/// SHA-512's initial hash value (FIPS 180-4 §5.3.5).
+const SHA512_IV: [u64; 8] = [
+    0x6a09_e667_f3bc_c908,
+    0xbb67_ae85_84ca_a73b,
+    0x3c6e_f372_fe94_f82b,
+    0xa54f_f53a_5f1d_36f1,
+    0x510e_527f_ade6_82d1,
+    0x9b05_688c_2b3e_6c1f,
+    0x1f83_d9ab_fb41_bd6b,
+    0x5be0_cd19_137e_2179,
+];
+
+/// One 128-byte SHA-512 message block, wiped when dropped (it holds key or U bytes).
+struct Block(sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U128>);
+
+impl Block {
+    fn new() -> Self {
+        Block(Default::default())
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+/// HMAC-SHA-512's two keyed states: SHA-512 after one block of `key ^ ipad`
+/// and one of `key ^ opad`. Every PBKDF2 iteration starts from these.
+struct HmacPads {
+    inner: Zeroizing<[u64; 8]>,
+    outer: Zeroizing<[u64; 8]>,
+}
+
+impl HmacPads {
+    fn new(key: &[u8]) -> Self {
+        let mut k = Zeroizing::new([0u8; 128]);
+        if key.len() > 128 {
+            k[..64].copy_from_slice(&Sha512::digest(key));
+        } else {
+            k[..key.len()].copy_from_slice(key);
+        }
+        let mut block = Block::new();
+        let mut pad = |byte: u8| {
+            for (b, kb) in block.0.iter_mut().zip(k.iter()) {
+                *b = kb ^ byte;
+            }
+            let mut state = Zeroizing::new(SHA512_IV);
+            sha2::compress512(&mut state, core::slice::from_ref(&block.0));
+            state
+        };
+        let inner = pad(0x36);
+        let outer = pad(0x5c);
+        HmacPads { inner, outer }
+    }
+}
+
 /// Computes PBKDF2 block `block_no` (1-based) into `out` (at most 64 bytes).
-fn pbkdf2_sha512_block(prf: &Hmac<Sha512>, salt: &[u8], iters: u32, block_no: u32, out: &mut [u8]) {
+///
+/// U1 = HMAC(P, S || INT(i)) goes through the `hmac` crate (the salt has any
+/// length). Every later U_j = HMAC(P, U_{j-1}) hashes a message of a fixed
+/// shape (one keyed block, then 64 bytes of U), so it is exactly two SHA-512
+/// compressions on pre-padded blocks from the precomputed pad states: no
+/// buffering, no padding logic, no state copies beyond the 64-byte states.
+/// The known-answer and cross-check tests compare it with `pbkdf2::pbkdf2_hmac`.
+fn pbkdf2_sha512_block(
+    prf: &Hmac<Sha512>,
+    pads: &HmacPads,
+    salt: &[u8],
+    iters: u32,
+    block_no: u32,
+    out: &mut [u8],
+) {
     let mut mac = prf.clone();
     mac.update(salt);
     mac.update(&block_no.to_be_bytes());
-    let mut u = Zeroizing::new([0u8; 64]);
-    u.copy_from_slice(&mac.finalize().into_bytes());
-    let mut t = Zeroizing::new(*u);
+    let mut t = Zeroizing::new([0u8; 64]);
+    t.copy_from_slice(&mac.finalize().into_bytes());
+    // One block holding U (64 bytes), the 0x80 terminator and the bit length
+    // of the whole message (128-byte keyed block + 64 bytes = 1536 bits).
+    let mut block = Block::new();
+    block.0[..64].copy_from_slice(&t[..]);
+    block.0[64] = 0x80;
+    block.0[112..].copy_from_slice(&1536u128.to_be_bytes());
+    let mut state = Zeroizing::new([0u64; 8]);
     for _ in 1..iters {
-        let mut mac = prf.clone();
-        mac.update(&u[..]);
-        u.copy_from_slice(&mac.finalize().into_bytes());
-        for (a, b) in t.iter_mut().zip(u.iter()) {
-            *a ^= b;
+        // Inner hash: H(ipad-block || U).
+        *state = *pads.inner;
+        sha2::compress512(&mut state, core::slice::from_ref(&block.0));
+        for (chunk, word) in block.0[..64].chunks_exact_mut(8).zip(state.iter()) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        // Outer hash: H(opad-block || inner) = the new U.
+        *state = *pads.outer;
+        sha2::compress512(&mut state, core::slice::from_ref(&block.0));
+        for ((chunk, word), acc) in block.0[..64]
+            .chunks_exact_mut(8)
+            .zip(state.iter())
+            .zip(t.chunks_exact_mut(8))
+        {
+            let bytes = word.to_be_bytes();
+            chunk.copy_from_slice(&bytes);
+            for (a, b) in acc.iter_mut().zip(bytes) {
+                *a ^= b;
+            }
         }
     }
     let n = out.len().min(64);
