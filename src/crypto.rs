@@ -103,6 +103,105 @@ pub enum CryptoError {
 #[cfg(any(test, feature = "testing"))]
 static DERIVATIONS: AtomicU64 = AtomicU64::new(0);
 
+/// The run's derivations, so that none is computed twice (a key checked during
+/// diagnosis and needed again to re-key, the Secure Enclave model re-deriving
+/// a passphrase it just accepted, ...). Keys are HMAC-SHA-256 under a random
+/// per-process key of (PRF, output length, iterations, salt, password): no
+/// password or unkeyed hash of one is stored. Values are zeroized when the
+/// memo is cleared ([`clear_memo`], called by `main` at the end of every run).
+struct Memo {
+    key: [u8; 32],
+    map: std::collections::HashMap<[u8; 32], Zeroizing<Vec<u8>>>,
+}
+
+static MEMO: std::sync::Mutex<Option<Memo>> = std::sync::Mutex::new(None);
+
+/// Upper bound on remembered derivations (a run makes a dozen or so).
+const MEMO_MAX: usize = 256;
+
+fn memo_key(
+    key: &[u8; 32],
+    prf: u8,
+    pw: &[u8],
+    salt: &[u8],
+    iters: u32,
+    len: usize,
+) -> Option<[u8; 32]> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    mac.update(&[prf]);
+    mac.update(&(len as u64).to_be_bytes());
+    mac.update(&iters.to_be_bytes());
+    mac.update(&(salt.len() as u64).to_be_bytes());
+    mac.update(salt);
+    mac.update(pw);
+    Some(mac.finalize().into_bytes().into())
+}
+
+fn memoized(
+    prf: u8,
+    pw: &[u8],
+    salt: &[u8],
+    iters: u32,
+    out: &mut [u8],
+    derive: impl FnOnce(&mut [u8]),
+) {
+    let lookup = {
+        let mut guard = MEMO
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            if let Ok(key) = random_bytes::<32>() {
+                *guard = Some(Memo {
+                    key,
+                    map: Default::default(),
+                });
+            }
+        }
+        guard.as_ref().and_then(|m| {
+            let k = memo_key(&m.key, prf, pw, salt, iters, out.len())?;
+            Some((k, m.map.get(&k).cloned()))
+        })
+    };
+    match lookup {
+        Some((_, Some(hit))) if hit.len() == out.len() => out.copy_from_slice(&hit),
+        other => {
+            count_derivation();
+            derive(out);
+            if let Some((k, None)) = other {
+                let mut guard = MEMO
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(m) = guard.as_mut() {
+                    if m.map.len() < MEMO_MAX {
+                        m.map.insert(k, Zeroizing::new(out.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forgets (and wipes) every remembered derivation. `main` calls it when a
+/// run ends.
+pub fn clear_memo() {
+    let mut guard = MEMO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(m) = guard.as_mut() {
+        m.map.clear();
+    }
+}
+
+/// Number of distinct derivations remembered (test builds only): equal to
+/// [`derivation_count`] since the last [`clear_memo`] when none was computed twice.
+#[cfg(any(test, feature = "testing"))]
+pub fn memo_len() -> usize {
+    MEMO.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map_or(0, |m| m.map.len())
+}
+
 /// Counts one PBKDF2 derivation (test and `testing` builds only; a no-op otherwise).
 #[inline]
 fn count_derivation() {
@@ -134,14 +233,16 @@ pub fn check_iterations(n: u64) -> Result<u32, CryptoError> {
 
 /// PBKDF2-HMAC-SHA1 (the login keychain KDF), filling all of `out`.
 pub fn pbkdf2_sha1(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
-    count_derivation();
-    pbkdf2::pbkdf2_hmac::<Sha1>(pw, salt, iters, out);
+    memoized(1, pw, salt, iters, out, |out| {
+        pbkdf2::pbkdf2_hmac::<Sha1>(pw, salt, iters, out)
+    });
 }
 
 /// PBKDF2-HMAC-SHA256 (the APFS crypto-user wrapping key), filling all of `out`.
 pub fn pbkdf2_sha256(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
-    count_derivation();
-    pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, out);
+    memoized(2, pw, salt, iters, out, |out| {
+        pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, out)
+    });
 }
 
 /// PBKDF2-HMAC-SHA512 (ShadowHashData), filling all of `out`.
@@ -153,7 +254,12 @@ pub fn pbkdf2_sha256(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
 /// giving exactly the same bytes. If a thread cannot be started, the block is computed
 /// on the calling thread instead.
 pub fn pbkdf2_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
-    count_derivation();
+    memoized(3, pw, salt, iters, out, |out| {
+        pbkdf2_sha512_uncached(pw, salt, iters, out)
+    });
+}
+
+fn pbkdf2_sha512_uncached(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
     // An unusually long output (more than 8 blocks, where one thread per block
     // would be wasteful): the straight `pbkdf2` path.
     if out.is_empty() || out.len() > 64 * 8 {

@@ -34,5 +34,6 @@ fn main() -> ExitCode {
         }
     };
     ui.flush();
+    fvsync::crypto::clear_memo();
     ExitCode::from(code)
 }

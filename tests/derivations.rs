@@ -1,0 +1,69 @@
+//! No derivation is computed twice in one run, and diagnose does exactly the
+//! derivations it needs: a counter in test builds proves it. Runs the engine
+//! in-process (one test in this binary, so nothing else moves the counters).
+#![cfg(feature = "testing")]
+
+mod common;
+use common::*;
+
+use fvsync::crypto::{clear_memo, derivation_count, memo_len};
+use fvsync::engine::{self, Ctx, Opts};
+use fvsync::output::Ui;
+use fvsync::secret::StdinSource;
+use fvsync::sim::SimMac;
+
+fn run_engine(dir: &std::path::Path, which: &str, input: &'static [u8]) -> u8 {
+    let mut mac = SimMac::open(dir).unwrap();
+    let mut ui = Ui::with_writers(Box::new(std::io::sink()), Box::new(std::io::sink()), true);
+    let mut src = StdinSource::new(input);
+    let opts = Opts {
+        user: "alice".into(),
+        volume: None,
+        dry_run: false,
+        yes: true,
+    };
+    let mut ctx = Ctx {
+        p: &mut mac,
+        ui: &mut ui,
+        src: &mut src,
+    };
+    match which {
+        "diagnose" => engine::diagnose(&mut ctx, &opts),
+        "reconcile" => engine::reconcile(&mut ctx, &opts),
+        _ => engine::verify(&mut ctx, &opts),
+    }
+    .unwrap()
+}
+
+#[test]
+fn every_derivation_is_computed_once() {
+    let (_t, dir) = mac("all-old");
+    clear_memo();
+    let before = derivation_count();
+    assert_eq!(
+        run_engine(&dir, "diagnose", b"Old-Passw0rd!\nNew-Passw0rd!\n"),
+        3
+    );
+    // FileVault: OLD (1). Login hash, SRP, keychain: OLD and NEW each (6).
+    assert_eq!(derivation_count() - before, 7);
+    assert_eq!(memo_len(), 7);
+
+    clear_memo();
+    let before = derivation_count();
+    assert_eq!(
+        run_engine(&dir, "reconcile", b"Old-Passw0rd!\nNew-Passw0rd!\n"),
+        0
+    );
+    let computed = derivation_count() - before;
+    // Every computation was distinct: the memo holds one entry per computation.
+    assert_eq!(
+        computed as usize,
+        memo_len(),
+        "a derivation was computed twice"
+    );
+    // FileVault: OLD, then NEW under the new salt (the wrap, reused by the
+    // check of NEW after the change) (2); the offline checks (6); the fresh
+    // ShadowHashData (2); the keychain under NEW's fresh salt, and OLD against
+    // it (2).
+    assert_eq!(computed, 12);
+}
