@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_DIR ?= target/demo-mac
 
-.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb
+.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb bench
 
 all: build
 
@@ -40,6 +40,12 @@ no-failpoints:
 
 fmt:
 	$(CARGO) fmt --all
+
+# Benchmarks (speed, not behaviour): a table and bench/results.json; see
+# docs/performance.md. Release build of fvsync first.
+bench:
+	$(CARGO) build --locked --release --bin fvsync
+	$(CARGO) run --locked --release --example bench -- target/release/fvsync
 
 # Man pages and shell completions, generated from the command-line definition.
 docs:
@@ -113,3 +119,40 @@ check-release: static macos clippy-macos
 clean:
 	$(CARGO) clean
 	rm -rf dist
+
+# ---------------------------------------------------------------------------
+# Fuzzing and the dependency audit (docs/security.md). These targets install
+# nothing: .ci/run installs the nightly toolchain, cargo-fuzz and cargo-deny.
+# fuzz-smoke builds every fuzz target (release, debug assertions on, address
+# sanitizer) into fuzz/target, then runs each for FUZZ_SECONDS, one at a time,
+# from its committed seeds (fuzz/seeds/<target>, read-only) into its working
+# corpus (fuzz/corpus/<target>). A crash stops the run; the input is saved in
+# fuzz/artifacts/<target>/.
+FUZZ_CARGO ?= cargo +nightly
+FUZZ_TARGETS ?= record shadowhash diskutil keybag keychain
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz-build fuzz-smoke fuzz-seeds deny
+
+fuzz-build:
+	$(FUZZ_CARGO) fuzz build -a
+
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_CARGO) fuzz run -a $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 || exit 1; \
+	done
+
+# Regenerates fuzz/seeds/ from tests/data/samples/ and fresh simulated Macs.
+fuzz-seeds:
+	$(CARGO) build --locked --features testing --bins
+	sh fuzz/make-seeds.sh target/debug/fvsync target/debug/fvsync-diskutil-emulator
+
+# Licences, banned crates and sources (deny.toml). The advisory check needs the
+# RustSec database from GitHub; run `cargo deny check advisories` where it is
+# reachable.
+deny:
+	cargo deny check licenses bans sources

@@ -241,8 +241,96 @@ pub fn pbkdf2_sha1(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
 /// PBKDF2-HMAC-SHA256 (the APFS crypto-user wrapping key), filling all of `out`.
 pub fn pbkdf2_sha256(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
     memoized(2, pw, salt, iters, out, |out| {
-        pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, out)
+        if out.len() <= 32 {
+            pbkdf2_sha256_block1(pw, salt, iters, out);
+        } else {
+            pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, out);
+        }
     });
+}
+
+/// SHA-256's initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// A 64-byte SHA-256 message block, wiped when dropped.
+struct Block256(sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64>);
+
+impl Drop for Block256 {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+/// PBKDF2-HMAC-SHA256, first block only (outputs of at most 32 bytes: the
+/// APFS KEK). As for SHA-512, U1 goes through the `hmac` crate and every
+/// later iteration is two `compress256` calls on a pre-padded block from the
+/// precomputed ipad/opad states.
+fn pbkdf2_sha256_block1(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
+    let Ok(prf) = Hmac::<Sha256>::new_from_slice(pw) else {
+        pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, out);
+        return;
+    };
+    let mut k = Zeroizing::new([0u8; 64]);
+    if pw.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(pw));
+    } else {
+        k[..pw.len()].copy_from_slice(pw);
+    }
+    let mut block = Block256(Default::default());
+    let mut pad = |byte: u8| {
+        for (b, kb) in block.0.iter_mut().zip(k.iter()) {
+            *b = kb ^ byte;
+        }
+        let mut state = Zeroizing::new(SHA256_IV);
+        sha2::compress256(&mut state, core::slice::from_ref(&block.0));
+        state
+    };
+    let inner = pad(0x36);
+    let outer = pad(0x5c);
+    let mut mac = prf;
+    mac.update(salt);
+    mac.update(&1u32.to_be_bytes());
+    let mut t = Zeroizing::new([0u8; 32]);
+    t.copy_from_slice(&mac.finalize().into_bytes());
+    // U (32 bytes), 0x80, zeros, bit length of keyed block + U = 768 bits.
+    block.0.as_mut_slice().fill(0);
+    block.0[..32].copy_from_slice(&t[..]);
+    block.0[32] = 0x80;
+    block.0[56..].copy_from_slice(&768u64.to_be_bytes());
+    let mut state = Zeroizing::new([0u32; 8]);
+    for _ in 1..iters {
+        *state = *inner;
+        sha2::compress256(&mut state, core::slice::from_ref(&block.0));
+        for (chunk, word) in block.0[..32].chunks_exact_mut(4).zip(state.iter()) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        *state = *outer;
+        sha2::compress256(&mut state, core::slice::from_ref(&block.0));
+        for ((chunk, word), acc) in block.0[..32]
+            .chunks_exact_mut(4)
+            .zip(state.iter())
+            .zip(t.chunks_exact_mut(4))
+        {
+            let bytes = word.to_be_bytes();
+            chunk.copy_from_slice(&bytes);
+            for (a, b) in acc.iter_mut().zip(bytes) {
+                *a ^= b;
+            }
+        }
+    }
+    let n = out.len().min(32);
+    if let (Some(dst), Some(src)) = (out.get_mut(..n), t.get(..n)) {
+        dst.copy_from_slice(src);
+    }
 }
 
 /// PBKDF2-HMAC-SHA512 (ShadowHashData), filling all of `out`.
@@ -658,6 +746,23 @@ mod tests {
             }
         }
         assert_eq!(ran, 1);
+    }
+
+    #[test]
+    fn pbkdf2_sha256_fast_path_matches_reference() {
+        for (pw, salt, iters, len) in [
+            (&b"password"[..], &b"salt"[..], 1u32, 32usize),
+            (b"password", b"salt", 2, 32),
+            (b"pass\0word", b"sa\0lt", 4096, 16),
+            (&[0x61u8; 100][..], &[0x73u8; 40][..], 1000, 32),
+            (b"", b"", 3, 20),
+        ] {
+            let mut a = vec![0u8; len];
+            let mut b = vec![0u8; len];
+            super::pbkdf2_sha256_block1(pw, salt, iters, &mut a);
+            pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, &mut b);
+            assert_eq!(a, b, "{iters} {len}");
+        }
     }
 
     #[test]

@@ -1,0 +1,357 @@
+//! `make bench`: the benchmark harness (not a test). Prints a table and writes
+//! `bench/results.json`. Measures, on the same inputs:
+//! 1. PBKDF2-HMAC-SHA512, 128-byte output, 121,951 iterations: fvsync vs
+//!    OpenSSL (python3 hashlib) vs the single-core limit (measured SHA-512
+//!    compressions per second; each iteration of each 64-byte block costs two);
+//! 2. PBKDF2-HMAC-SHA256, 32-byte output (APFS KEK), the same way;
+//! 3. the SRP verifier (PBKDF2 + 4096-bit modular exponentiation);
+//! 4. `diagnose` and `reconcile` end to end on simulated Macs with realistic
+//!    iteration counts, vs the derivation work they cannot avoid ÷ cores;
+//! 5. `users` over 10, 1,000 and 10,000 users;
+//! 6. `fvsync --version` start-up, and the release binaries' sizes.
+//!
+//! Usage: `cargo run --release --example bench -- [path/to/fvsync]`
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fvsync::crypto;
+use serde_json::json;
+
+const PW: &[u8] = b"New-Passw0rd!";
+
+fn best_of<F: FnMut()>(n: usize, mut f: F) -> Duration {
+    (0..n)
+        .map(|_| {
+            crypto::clear_memo();
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn openssl(kind: &str, salt_len: usize, iters: u32, dk: usize) -> Option<Duration> {
+    let script = format!(
+        "import hashlib,time\nb=1e9\nfor _ in range(3):\n t=time.perf_counter(); hashlib.pbkdf2_hmac('{kind}', b'New-Passw0rd!', b'x'*{salt_len}, {iters}, {dk}); b=min(b,time.perf_counter()-t)\nprint(b)"
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
+    let s: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().ok()?;
+    Some(Duration::from_secs_f64(s))
+}
+
+fn compress512_rate() -> f64 {
+    use sha2::digest::{consts::U128, generic_array::GenericArray};
+    let mut st = [0u64; 8];
+    let blk = [GenericArray::<u8, U128>::default()];
+    let n = 2_000_000u32;
+    let d = best_of(3, || {
+        for _ in 0..n {
+            sha2::compress512(&mut st, &blk);
+        }
+    });
+    f64::from(n) / d.as_secs_f64()
+}
+
+fn compress256_rate() -> f64 {
+    use sha2::digest::{consts::U64, generic_array::GenericArray};
+    let mut st = [0u32; 8];
+    let blk = [GenericArray::<u8, U64>::default()];
+    let n = 4_000_000u32;
+    let d = best_of(3, || {
+        for _ in 0..n {
+            sha2::compress256(&mut st, &blk);
+        }
+    });
+    f64::from(n) / d.as_secs_f64()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn run(bin: &Path, args: &[&str], stdin: &str) -> Duration {
+    let t = Instant::now();
+    let mut c = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run fvsync");
+    use std::io::Write;
+    if let Some(mut i) = c.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let _ = c.wait();
+    t.elapsed()
+}
+
+fn sim(bin: &Path, dir: &Path, scenario: &str) {
+    let _ = std::fs::remove_dir_all(dir);
+    let ok = Command::new(bin)
+        .args([
+            "sim",
+            "create",
+            dir.to_str().unwrap_or(""),
+            "--scenario",
+            scenario,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "sim create {scenario} failed");
+}
+
+/// Adds `n` users (copies of bob's record under new names) to a simulated Mac.
+fn add_users(dir: &Path, n: usize) {
+    let users = dir.join("Volumes/disk3s5/private/var/db/dslocal/nodes/Default/users");
+    let bob = plist::Value::from_file(users.join("bob.plist")).expect("bob");
+    for i in 0..n {
+        let mut d = bob.as_dictionary().cloned().unwrap_or_default();
+        let name = format!("user{i:05}");
+        d.insert(
+            "name".into(),
+            plist::Value::Array(vec![name.clone().into()]),
+        );
+        d.insert(
+            "uid".into(),
+            plist::Value::Array(vec![(1000 + i).to_string().into()]),
+        );
+        let _ = plist::Value::Dictionary(d).to_file_binary(users.join(format!("{name}.plist")));
+    }
+}
+
+fn main() {
+    let bin = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/release/fvsync".into()),
+    );
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let work = std::env::temp_dir().join(format!("fvsync-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&work);
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut out = serde_json::Map::new();
+
+    // 1. SHA-512, 128 bytes.
+    let it512 = 121_951u32;
+    let mut buf = [0u8; 128];
+    let f512 = best_of(5, || {
+        crypto::pbkdf2_sha512(PW, &[b'x'; 32], it512, &mut buf)
+    });
+    let o512 = openssl("sha512", 32, it512, 128);
+    let r512 = compress512_rate();
+    let limit512 = Duration::from_secs_f64(f64::from(it512) * 2.0 * 2.0 / r512);
+    let par512 = limit512 / 2;
+    rows.push((
+        "PBKDF2-SHA512 128 B x 121951: fvsync".into(),
+        format!("{:.1} ms", ms(f512)),
+    ));
+    if let Some(o) = o512 {
+        rows.push((
+            "  OpenSSL (hashlib)".into(),
+            format!(
+                "{:.1} ms  (fvsync/OpenSSL = {:.2})",
+                ms(o),
+                f512.as_secs_f64() / o.as_secs_f64()
+            ),
+        ));
+    }
+    rows.push((
+        "  single-core limit (2 blocks sequential)".into(),
+        format!(
+            "{:.1} ms ({:.2} M compressions/s)",
+            ms(limit512),
+            r512 / 1e6
+        ),
+    ));
+    rows.push((
+        "  2-core limit (blocks in parallel)".into(),
+        format!("{:.1} ms", ms(par512)),
+    ));
+    out.insert(
+        "pbkdf2_sha512_128".into(),
+        json!({
+            "iterations": it512, "fvsync_ms": ms(f512), "openssl_ms": o512.map(ms),
+            "ratio_vs_openssl": o512.map(|o| f512.as_secs_f64() / o.as_secs_f64()),
+            "single_core_limit_ms": ms(limit512), "parallel_limit_ms": ms(par512),
+            "compress512_per_s": r512,
+        }),
+    );
+
+    // 2. SHA-256, 32 bytes.
+    let it256 = 100_000u32;
+    let mut b32 = [0u8; 32];
+    let f256 = best_of(5, || {
+        crypto::pbkdf2_sha256(PW, &[b'x'; 16], it256, &mut b32)
+    });
+    let o256 = openssl("sha256", 16, it256, 32);
+    let r256 = compress256_rate();
+    let limit256 = Duration::from_secs_f64(f64::from(it256) * 2.0 / r256);
+    rows.push((
+        "PBKDF2-SHA256 32 B x 100000: fvsync".into(),
+        format!("{:.1} ms", ms(f256)),
+    ));
+    if let Some(o) = o256 {
+        rows.push((
+            "  OpenSSL (hashlib)".into(),
+            format!(
+                "{:.1} ms  (fvsync/OpenSSL = {:.2})",
+                ms(o),
+                f256.as_secs_f64() / o.as_secs_f64()
+            ),
+        ));
+    }
+    rows.push((
+        "  single-core limit".into(),
+        format!(
+            "{:.1} ms ({:.2} M compressions/s)",
+            ms(limit256),
+            r256 / 1e6
+        ),
+    ));
+    out.insert(
+        "pbkdf2_sha256_32".into(),
+        json!({
+            "iterations": it256, "fvsync_ms": ms(f256), "openssl_ms": o256.map(ms),
+            "ratio_vs_openssl": o256.map(|o| f256.as_secs_f64() / o.as_secs_f64()),
+            "single_core_limit_ms": ms(limit256),
+        }),
+    );
+
+    // 3. SRP verifier.
+    let srp = best_of(3, || {
+        let _ = fvsync::shadowhash::SrpEntry::derive(PW, [7u8; 32], 136_986);
+    });
+    let modexp = best_of(5, || {
+        let _ = crypto::srp_verifier_4096(&[0xa5; 64]);
+    });
+    rows.push((
+        "SRP verifier (136986 iterations + 4096-bit modexp)".into(),
+        format!("{:.1} ms (modexp {:.2} ms)", ms(srp), ms(modexp)),
+    ));
+    out.insert(
+        "srp_verifier".into(),
+        json!({"ms": ms(srp), "modexp_ms": ms(modexp)}),
+    );
+
+    // 4. End to end, realistic counts.
+    let unavoidable_diag = {
+        // FileVault OLD (SHA-256 x 100000), login + SRP for OLD and NEW (4 x SHA-512 128 B),
+        // keychain OLD and NEW (cheap): total work on one core, then ÷ cores.
+        let one512_single = f512 * 2; // f512 uses two cores for its two blocks
+        let total = f256 + one512_single * 4;
+        total / cores as u32
+    };
+    let mac = work.join("mac");
+    sim(&bin, &mac, "all-old");
+    let m = mac.to_str().unwrap_or("");
+    let diag = (0..3)
+        .map(|_| {
+            run(
+                &bin,
+                &[
+                    "--simulate",
+                    m,
+                    "diagnose",
+                    "--user",
+                    "alice",
+                    "--password-stdin",
+                ],
+                "Old-Passw0rd!\nNew-Passw0rd!\n",
+            )
+        })
+        .min()
+        .unwrap_or_default();
+    let recon = run(
+        &bin,
+        &[
+            "--simulate",
+            m,
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        "Old-Passw0rd!\nNew-Passw0rd!\n",
+    );
+    rows.push((
+        "diagnose end to end (all-old, realistic counts)".into(),
+        format!(
+            "{:.0} ms; unavoidable derivation work / {cores} cores = {:.0} ms (ratio {:.2})",
+            ms(diag),
+            ms(unavoidable_diag),
+            diag.as_secs_f64() / unavoidable_diag.as_secs_f64()
+        ),
+    ));
+    rows.push((
+        "reconcile end to end (all-old, realistic counts)".into(),
+        format!("{:.0} ms", ms(recon)),
+    ));
+    out.insert("end_to_end".into(), json!({
+        "cores": cores, "diagnose_ms": ms(diag), "diagnose_unavoidable_ms": ms(unavoidable_diag),
+        "diagnose_ratio": diag.as_secs_f64() / unavoidable_diag.as_secs_f64(), "reconcile_ms": ms(recon),
+    }));
+
+    // 5. users over many users.
+    let mut users_js = serde_json::Map::new();
+    for n in [10usize, 1000, 10_000] {
+        let d = work.join(format!("users{n}"));
+        sim(&bin, &d, "filevault-off");
+        add_users(&d, n.saturating_sub(3));
+        let s = d.to_str().unwrap_or("");
+        let t = (0..3)
+            .map(|_| run(&bin, &["--simulate", s, "users"], ""))
+            .min()
+            .unwrap_or_default();
+        rows.push((format!("users over {n} users"), format!("{:.0} ms", ms(t))));
+        users_js.insert(n.to_string(), json!(ms(t)));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    out.insert("users_ms".into(), serde_json::Value::Object(users_js));
+
+    // 6. Start-up and sizes.
+    let mut starts: Vec<Duration> = (0..30).map(|_| run(&bin, &["--version"], "")).collect();
+    starts.sort();
+    let median = starts[starts.len() / 2];
+    rows.push((
+        "fvsync --version (median of 30)".into(),
+        format!("{:.2} ms", ms(median)),
+    ));
+    out.insert("version_startup_ms".into(), json!(ms(median)));
+    let mut sizes = serde_json::Map::new();
+    for f in ["dist/fvsync-linux-x86_64", "dist/fvsync-macos-universal"] {
+        if let Ok(m) = std::fs::metadata(f) {
+            rows.push((
+                format!("size of {f}"),
+                format!("{} bytes ({:.2} MiB)", m.len(), m.len() as f64 / 1048576.0),
+            ));
+            sizes.insert(f.into(), json!(m.len()));
+        }
+    }
+    out.insert("sizes_bytes".into(), serde_json::Value::Object(sizes));
+    let _ = std::fs::remove_dir_all(&work);
+
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    for (k, v) in &rows {
+        println!("{k:<width$}  {v}");
+    }
+    let _ = std::fs::create_dir_all("bench");
+    let doc = json!({"version": 1, "binary": bin, "results": out});
+    let _ = std::fs::write(
+        "bench/results.json",
+        serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+    );
+    println!("\nwrote bench/results.json");
+}
