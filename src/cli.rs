@@ -86,8 +86,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List APFS containers and volumes (read-only).
+    #[command(
+        after_help = "Examples:\n  fvsync volumes\n  fvsync --json volumes\n\nExit: 0, or 1 if diskutil fails."
+    )]
     Volumes,
     /// List the users of the Data volumes (read-only; no unlock).
+    #[command(
+        after_help = "On a locked volume, only the FileVault users the Preboot volume names are listed.\n\nExamples:\n  fvsync users\n  fvsync users --volume disk3s5 --all\n\nExit: 0, 2 no such volume."
+    )]
     Users {
         /// Only this Data volume (device, name or UUID).
         #[arg(long, value_name = "DEV")]
@@ -98,7 +104,7 @@ pub enum Command {
     },
     /// Show which password each secret accepts, and the plan. Asks OLD then NEW.
     #[command(
-        after_help = "With --password-stdin: OLD on line 1, NEW on line 2.\n\nExit: 0 in sync, 3 out of sync, 4 FileVault accepts neither, 5 refused."
+        after_help = "With --password-stdin: OLD on line 1, NEW on line 2.\n\nExamples:\n  fvsync diagnose --user alice\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | fvsync --json diagnose --user alice --password-stdin\n\nExit: 0 in sync, 3 out of sync, 4 FileVault accepts neither, 5 refused."
     )]
     Diagnose(UserArgs),
     /// Bring FileVault, the login password and the keychain to NEW. Asks OLD then NEW (twice).
@@ -118,11 +124,13 @@ pub enum Command {
     },
     /// Check every secret against one password. Asks one password.
     #[command(
-        after_help = "With --password-stdin: the password on line 1.\n\nExit: 0 every secret accepts it, 3 not all do."
+        after_help = "With --password-stdin: the password on line 1.\n\nExamples:\n  fvsync verify --user alice\n\nExit: 0 every secret accepts it, 3 not all do, 5 refused."
     )]
     Verify(UserArgs),
     /// Put the last reconcile back (FileVault NEW to OLD, record and keychain restored). Asks OLD then NEW.
-    #[command(after_help = "With --password-stdin: OLD on line 1, NEW on line 2.")]
+    #[command(
+        after_help = "With --password-stdin: OLD on line 1, NEW on line 2.\n\nExamples:\n  fvsync undo --user alice\n\nExit: 0 done, 4 FileVault accepts neither, 5 nothing to undo or refused, 1 failure."
+    )]
     Undo(UserArgs),
     /// Create and list simulated Macs.
     #[command(subcommand)]
@@ -152,6 +160,9 @@ pub struct UserArgs {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Create a simulated Mac in DIR (missing or empty) for a scenario.
+    #[command(
+        after_help = "Examples:\n  fvsync sim create /tmp/mac --scenario all-old\n  fvsync sim create /tmp/fast --scenario throttled --iterations 1000\n\nPasswords: alice OLD Old-Passw0rd!, NEW New-Passw0rd!, bob Bob-Passw0rd!, itadmin Admin-Passw0rd! (docs/simulated-mac.md)."
+    )]
     Create {
         /// The folder.
         dir: PathBuf,
