@@ -906,46 +906,40 @@ fn apply(
         }
         Err(e) => {
             let msg = e.message().to_string();
-            match rollback(ctx, o, root, new, old, &applied) {
-                Ok(()) => {
-                    j.state = State::RolledBack;
-                    let _ = j.save(root);
-                    let _ = journal::audit(
-                        root,
-                        &user,
-                        &vol.device,
-                        &j.run_id,
-                        "reconcile",
-                        &applied.done,
-                        "rolled-back",
-                    );
-                    Err(Error::new(
-                        ErrorKind::RolledBack,
-                        format!("reconcile stopped: {msg}; every change was rolled back (FileVault and login accept what they did before)"),
-                    )
-                    .hint(e.hint_text().unwrap_or("fix the cause and run `fvsync reconcile` again").to_string()))
-                }
-                Err(e2) => {
-                    let _ = j.save(root);
-                    let _ = journal::audit(
-                        root,
-                        &user,
-                        &vol.device,
-                        &j.run_id,
-                        "reconcile",
-                        &applied.done,
-                        "incomplete",
-                    );
-                    Err(Error::new(
-                        ErrorKind::Incomplete,
-                        format!(
-                            "reconcile stopped: {msg}; the rollback could not finish either ({}). The journal {} records what was done",
-                            e2.message(),
-                            crate::output::quote_path(&Journal::path(root, &user))
-                        ),
-                    )
-                    .hint("run `fvsync reconcile` again with the same passwords to finish; OLD or NEW opens each secret meanwhile"))
-                }
+            let rolled_back = rollback(ctx, o, root, new, old, &applied);
+            if rolled_back.is_ok() {
+                j.state = State::RolledBack;
+            }
+            let result = if rolled_back.is_ok() {
+                "rolled-back"
+            } else {
+                "incomplete"
+            };
+            let _ = j.save(root);
+            let _ = journal::audit(
+                root,
+                &user,
+                &vol.device,
+                &j.run_id,
+                "reconcile",
+                &applied.done,
+                result,
+            );
+            match rolled_back {
+                Ok(()) => Err(Error::new(
+                    ErrorKind::RolledBack,
+                    format!("reconcile stopped: {msg}; every change was rolled back (FileVault and login accept what they did before)"),
+                )
+                .hint(e.hint_text().unwrap_or("fix the cause and run `fvsync reconcile` again").to_string())),
+                Err(e2) => Err(Error::new(
+                    ErrorKind::Incomplete,
+                    format!(
+                        "reconcile stopped: {msg}; the rollback could not finish either ({}). The journal {} records what was done",
+                        e2.message(),
+                        crate::output::quote_path(&Journal::path(root, &user))
+                    ),
+                )
+                .hint("run `fvsync reconcile` again with the same passwords to finish; OLD or NEW opens each secret meanwhile")),
             }
         }
     }

@@ -47,6 +47,22 @@ fn last_lines(text: &str) -> String {
     crate::output::escape(&tail.chars().take(500).collect::<String>())
 }
 
+/// `apfs unlockVolume <dev> -user <uuid> -stdinpassphrase [-verify]`.
+fn unlock_args<'a>(device: &'a str, user: &'a str, verify: bool) -> Vec<&'a str> {
+    let mut v = vec![
+        "apfs",
+        "unlockVolume",
+        device,
+        "-user",
+        user,
+        "-stdinpassphrase",
+    ];
+    if verify {
+        v.push("-verify");
+    }
+    v
+}
+
 fn require_root() -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
@@ -227,32 +243,11 @@ impl Platform for DiskutilMac {
     }
 
     fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
-        self.attempt(
-            &[
-                "apfs",
-                "unlockVolume",
-                &vol.device,
-                "-user",
-                user,
-                "-stdinpassphrase",
-            ],
-            pw,
-        )
+        self.attempt(&unlock_args(&vol.device, user, false), pw)
     }
 
     fn verify(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
-        self.attempt(
-            &[
-                "apfs",
-                "unlockVolume",
-                &vol.device,
-                "-user",
-                user,
-                "-stdinpassphrase",
-                "-verify",
-            ],
-            pw,
-        )
+        self.attempt(&unlock_args(&vol.device, user, true), pw)
     }
 
     fn lock(&mut self, vol: &Volume) -> Result<()> {
