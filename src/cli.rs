@@ -131,7 +131,14 @@ pub enum Command {
     #[command(
         after_help = "With --password-stdin: OLD on line 1, NEW on line 2.\n\nExamples:\n  fvsync undo --user alice\n\nExit: 0 done, 4 FileVault accepts neither, 5 nothing to undo or refused, 1 failure."
     )]
-    Undo(UserArgs),
+    Undo {
+        /// Who and where.
+        #[command(flatten)]
+        user: UserArgs,
+        /// Put it back without asking (needed with --password-stdin).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Create and list simulated Macs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -262,12 +269,13 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
             let p = platform(&cli)?;
             crate::listing::users(p.as_ref(), ui, volume.as_deref(), *all)
         }
-        Command::Diagnose(u) | Command::Verify(u) | Command::Undo(u) => {
+        Command::Diagnose(u) | Command::Verify(u) | Command::Undo { user: u, .. } => {
             let mut p = platform(&cli)?;
             let mut src = source(u.password_stdin);
             let opts = Opts {
                 user: u.user.clone(),
                 volume: u.volume.clone(),
+                yes: matches!(cli.command, Command::Undo { yes: true, .. }),
                 ..Opts::default()
             };
             let mut ctx = Ctx {

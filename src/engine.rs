@@ -216,7 +216,8 @@ impl Observed {
     fn in_sync(&self) -> bool {
         self.rows().iter().all(|r| {
             r.accepts.ok_for_new()
-                || (r.secret == "keychain" && r.accepts == Accepts::Unknown)
+                || (r.secret == "keychain"
+                    && matches!(r.accepts, Accepts::Unknown | Accepts::Neither))
                 || r.secret == "local-items"
         })
     }
@@ -630,10 +631,11 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
             return Err(e);
         }
     };
-    let resuming = existing
+    let stale = existing
         .as_ref()
-        .filter(|j| j.state == State::Open)
-        .cloned();
+        .filter(|j| j.state == State::Open && !resumable(&root, j, &old))
+        .map(|j| j.run_id.clone());
+    let resuming = existing.filter(|j| resumable(&root, j, &old));
     let rows = o.rows();
     let plan = o.plan();
     let todo = plan.iter().any(|s| s.action == "do");
@@ -653,8 +655,19 @@ pub fn reconcile(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
         ctx.ui.line(&attempts_line(&o.ledger));
         if let Some(j) = &resuming {
             ctx.ui.line(&format!(
-                "Resuming the run {} that stopped before it finished.",
+                "{} the run {} that stopped before it finished.",
+                if opts.dry_run {
+                    "Would resume"
+                } else {
+                    "Resuming"
+                },
                 j.run_id
+            ));
+        }
+        if let Some(id) = &stale {
+            ctx.ui.line(&format!(
+                "An unfinished run ({id}) used another OLD password or lost its backups: \
+                 a new journal and new backups will be made from the state seen now."
             ));
         }
         ctx.ui.line("");
@@ -778,6 +791,8 @@ fn rows_after(before: &[Row], changed: &[&str]) -> Vec<Row> {
 
 struct Applied {
     done: Vec<&'static str>,
+    /// Files this run set out to write (a write may land before its mark).
+    started: Vec<&'static str>,
     record_backup: Option<Vec<u8>>,
     keychain_backup: Option<Vec<u8>>,
 }
@@ -802,31 +817,39 @@ fn apply(
     let vol = o.target.vol.clone();
     let record_path = off.record_path.clone();
     let kc = off.keychain.clone();
+    // This run's own snapshot of what it may change: its rollback puts back
+    // the state from before *its* writes (the journal's backups, which may
+    // come from an earlier interrupted run, are for `undo`).
+    let record_now = fsio::read_capped(&record_path)?;
+    let keychain_now = kc.as_ref().map(|(_, b)| b.clone());
+    let resumed = resuming.is_some();
 
     // 1. Journal and backups (kept from the interrupted run when resuming:
     //    they hold the state before anything changed).
     let mut j = match resuming {
-        Some(j) => j,
+        Some(mut j) => {
+            settle_started(&mut j, &o.rows());
+            j.save(root)?;
+            j
+        }
         None => {
             let run_id = journal::run_id();
             fsio::ensure_dir(&root.join(journal::DIR), 0o700)?;
             fsio::ensure_dir(&root.join(journal::BACKUP_DIR), 0o700)?;
-            let rec_bytes = fsio::read_capped(&record_path)?;
-            let rb = root
-                .join(journal::BACKUP_DIR)
-                .join(format!("{user}-{run_id}.plist"));
-            fsio::write_atomic(&rb, &rec_bytes, Perms::PRIVATE)?;
+            let backup = |suffix: &str, bytes: &[u8]| -> Result<String> {
+                let p = root
+                    .join(journal::BACKUP_DIR)
+                    .join(format!("{user}-{run_id}.{suffix}"));
+                fsio::write_atomic(&p, bytes, Perms::PRIVATE)?;
+                Ok(rel(root, &p))
+            };
+            let rb = backup("plist", &record_now)?;
             let kb = match &kc {
-                Some((rel_path, bytes)) => {
-                    let p = root
-                        .join(journal::BACKUP_DIR)
-                        .join(format!("{user}-{run_id}.keychain-db"));
-                    fsio::write_atomic(&p, bytes, Perms::PRIVATE)?;
-                    let _ = rel_path;
-                    Some(rel(root, &p))
-                }
+                Some((_, bytes)) => Some(backup("keychain-db", bytes)?),
                 None => None,
             };
+            let verifier = old_verifier(old, o.iterations().0)?;
+            let vb = backup("old-verifier.plist", &verifier)?;
             let now = journal::now_rfc3339();
             let mut j = Journal {
                 fvsync_journal: journal::VERSION,
@@ -838,14 +861,16 @@ fn apply(
                 state: State::Open,
                 started: now.clone(),
                 updated: now,
-                record_backup: Some(rel(root, &rb)),
+                record_backup: Some(rb),
                 keychain_backup: kb,
                 keychain_path: kc.as_ref().map(|(p, _)| p.to_string_lossy().into_owned()),
+                old_verifier: Some(vb),
                 steps: plan
                     .iter()
                     .filter(|s| s.action == "do")
                     .map(|s| JournalStep {
                         step: s.step.into(),
+                        started: false,
                         done: false,
                     })
                     .collect(),
@@ -856,14 +881,9 @@ fn apply(
     };
     let mut applied = Applied {
         done: Vec::new(),
-        record_backup: j
-            .record_backup
-            .as_ref()
-            .and_then(|p| fsio::read_capped(&root.join(p)).ok()),
-        keychain_backup: j
-            .keychain_backup
-            .as_ref()
-            .and_then(|p| fsio::read_capped(&root.join(p)).ok()),
+        started: Vec::new(),
+        record_backup: Some(record_now),
+        keychain_backup: keychain_now,
     };
     let r = apply_steps(ctx, o, root, plan, old, new, &mut j, &mut applied);
     match r {
@@ -904,10 +924,27 @@ fn apply(
             }
             Ok(changed)
         }
+        Err(e) if e.kind() == ErrorKind::Incomplete => {
+            // Not known whether the step took effect: nothing to roll back with
+            // confidence. The journal stays open; the next run finds out.
+            let _ = j.save(root);
+            let _ = journal::audit(
+                root,
+                &user,
+                &vol.device,
+                &j.run_id,
+                "reconcile",
+                &applied.done,
+                "incomplete",
+            );
+            Err(e)
+        }
         Err(e) => {
             let msg = e.message().to_string();
             let rolled_back = rollback(ctx, o, root, new, old, &applied);
-            if rolled_back.is_ok() {
+            // A resumed run rolls back to where it started, which still holds the
+            // interrupted run's changes: that journal stays open.
+            if rolled_back.is_ok() && !resumed {
                 j.state = State::RolledBack;
             }
             let result = if rolled_back.is_ok() {
@@ -973,12 +1010,32 @@ fn apply_steps(
             .map(|c| c.uuid.clone())
             .unwrap_or_default();
         ctx.ui.progress("changing the FileVault passphrase...");
-        ctx.p.change_passphrase(&vol, &uuid, old, new)?;
+        j.mark_started("filevault");
+        j.save(root)?;
+        if let Err(err) = ctx.p.change_passphrase(&vol, &uuid, old, new) {
+            return Err(match err.kind() {
+                // Definite answers: diskutil refused, nothing changed.
+                ErrorKind::AuthFailed => {
+                    o.ledger.attempts += 1;
+                    o.ledger.failed += 1;
+                    err
+                }
+                ErrorKind::Refused => err,
+                // A timeout, a signal, an answer not understood: it may have
+                // taken effect.
+                _ => uncertain(err),
+            });
+        }
         applied.done.push("filevault");
         j.mark("filevault");
         j.save(root)?;
         crate::failpoint::hit("after-filevault-change")?;
-        o.ledger.confirm_new(ctx.p, &vol, &uuid, new)?;
+        // A rejected or refused check of NEW right after a change that
+        // diskutil reported done: FileVault accepts OLD or NEW, and presenting
+        // NEW again to roll back would only spend another attempt.
+        o.ledger
+            .confirm_new(ctx.p, &vol, &uuid, new)
+            .map_err(uncertain)?;
         ctx.ui.progress_done();
         crate::failpoint::hit("after-filevault-verify")?;
     }
@@ -997,8 +1054,12 @@ fn apply_steps(
         rec.touch_password_policy(journal::now_secs())?;
         let bytes = rec.to_bytes()?;
         let perms = Perms::of(&off.record_path)?;
+        j.mark_started("login");
+        j.save(root)?;
+        applied.started.push("login");
         crate::failpoint::hit("record-write")?;
         fsio::write_atomic(&off.record_path, &bytes, perms)?;
+        crate::failpoint::hit("record-written")?;
         applied.done.push("login");
         j.mark("login");
         j.save(root)?;
@@ -1027,6 +1088,9 @@ fn apply_steps(
             match rekey_verified(&bytes, old, new) {
                 Ok(rekeyed) => {
                     let perms = Perms::of(&path)?;
+                    j.mark_started("keychain");
+                    j.save(root)?;
+                    applied.started.push("keychain");
                     fsio::write_atomic(&path, &rekeyed, perms)?;
                     applied.done.push("keychain");
                     j.mark("keychain");
@@ -1057,6 +1121,88 @@ fn apply_steps(
     }
     crate::failpoint::hit("after-verify")?;
     Ok(())
+}
+
+/// A step whose outcome is unknown: exit 7, the journal stays open.
+fn uncertain(err: Error) -> Error {
+    Error::new(
+        ErrorKind::Incomplete,
+        format!(
+            "{}; FileVault may or may not have taken NEW: it accepts OLD or NEW",
+            err.message()
+        ),
+    )
+    .hint("run `fvsync reconcile` again with the same passwords: it finds out which and finishes")
+}
+
+/// A verifier of OLD for the backups folder: a SALTED-SHA512-PBKDF2 entry
+/// with a fresh salt, as a ShadowHashData binary plist.
+fn old_verifier(old: &Password, iterations: u32) -> Result<Vec<u8>> {
+    let salt: [u8; 32] = crate::crypto::random_bytes()
+        .map_err(|e| Error::new(ErrorKind::Failure, format!("no randomness: {e}")))?;
+    let sh = shadowhash::ShadowHash {
+        salted: Some(shadowhash::SaltedEntry::derive(
+            old.expose(),
+            salt,
+            iterations,
+        )),
+        srp: None,
+        other_schemes: Vec::new(),
+    };
+    sh.to_bplist().map_err(|e| {
+        Error::new(
+            ErrorKind::Failure,
+            format!("cannot encode the OLD verifier: {e}"),
+        )
+    })
+}
+
+/// Whether the verifier file of a journal accepts `old` (`None`: no verifier,
+/// or it cannot be read).
+fn verifier_accepts(root: &Path, j: &Journal, old: &Password) -> Option<bool> {
+    let path = root.join(j.old_verifier.as_ref()?);
+    let bytes = fsio::read_capped(&path).ok()?;
+    let sh = shadowhash::ShadowHash::parse(&bytes).ok()?;
+    Some(sh.salted?.check(old.expose()) == shadowhash::Check::Match)
+}
+
+/// An open journal may be resumed only by a run with the same OLD, and only
+/// while its backups are there to undo it with.
+fn resumable(root: &Path, j: &Journal, old: &Password) -> bool {
+    let present = |p: &Option<String>| {
+        p.as_ref()
+            .is_none_or(|p| fsio::read_capped(&root.join(p)).is_ok())
+    };
+    j.state == State::Open
+        && j.record_backup.is_some()
+        && present(&j.record_backup)
+        && present(&j.keychain_backup)
+        && verifier_accepts(root, j, old) == Some(true)
+}
+
+/// Marks done the steps an interrupted run started whose effect is now seen
+/// (the crash came between the change and the journal's mark).
+fn settle_started(j: &mut Journal, rows: &[Row]) {
+    let accepts_new = |s: &str| {
+        rows.iter()
+            .find(|r| r.secret == s)
+            .is_some_and(|r| r.accepts.ok_for_new())
+    };
+    let took: Vec<String> = j
+        .steps
+        .iter()
+        .filter(|s| s.started && !s.done)
+        .filter(|s| match s.step.as_str() {
+            "filevault" => accepts_new("filevault"),
+            "login" => accepts_new("login") && accepts_new("srp"),
+            "keychain" => accepts_new("keychain"),
+            _ => true,
+        })
+        .map(|s| s.step.clone())
+        .collect();
+    for s in took {
+        j.mark(&s);
+    }
 }
 
 /// Re-keys a login keychain image from OLD to NEW and proves, before anything
@@ -1104,7 +1250,14 @@ fn rollback(
     let Some(off) = o.offline.as_ref() else {
         return Ok(());
     };
-    for step in applied.done.iter().rev() {
+    // FileVault is rolled back only when its change is known to be done; a
+    // file is put back when its write was started (the snapshot is what was
+    // there before, so writing it back is harmless if the write never landed).
+    let mut steps: Vec<&str> = applied.started.clone();
+    if applied.done.contains(&"filevault") {
+        steps.insert(0, "filevault");
+    }
+    for step in steps.iter().rev() {
         crate::failpoint::hit("rollback-step")?;
         match *step {
             "keychain" => {
@@ -1153,6 +1306,12 @@ pub fn undo(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     require_recovery(ctx.p, "undo")?;
     let target = target::find(ctx.p, &opts.user, opts.volume.as_deref())?;
     let (old, new) = read_old_new(ctx.src, &target.user, false)?;
+    if old.ct_eq(&new) {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "OLD and NEW are the same password: there is nothing to put back",
+        ));
+    }
     let mut o = observe(ctx, target, Some(&old), &new, true)?;
     if let Err(e) = fv_gate(&o) {
         o.relock(ctx.p);
@@ -1165,7 +1324,7 @@ pub fn undo(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
             "the Data volume is not readable",
         ));
     };
-    let result = undo_apply(ctx, &mut o, &root, &old, &new);
+    let result = undo_apply(ctx, &mut o, &root, &old, &new, opts.yes);
     o.relock(ctx.p);
     let changed = result?;
     if ctx.ui.json {
@@ -1194,6 +1353,7 @@ fn undo_apply(
     root: &Path,
     old: &Password,
     new: &Password,
+    yes: bool,
 ) -> Result<Vec<&'static str>> {
     let user = o.target.user.clone();
     let Some(mut j) = Journal::load(root, &user)? else {
@@ -1218,36 +1378,136 @@ fn undo_apply(
             ))
         }
     }
-    let changed_fv = j.steps.iter().any(|s| s.step == "filevault" && s.done);
-    let mut changed = Vec::new();
-    if changed_fv && o.fv.accepts == Accepts::New {
-        let uuid = o
-            .target
-            .crypto
-            .as_ref()
-            .map(|c| c.uuid.clone())
-            .unwrap_or_default();
-        ctx.p.change_passphrase(&o.target.vol, &uuid, new, old)?;
-        o.ledger.confirm_new(ctx.p, &o.target.vol, &uuid, old)?;
-        changed.push("filevault");
+    // Everything is checked before the first change. OLD first: undo sets
+    // FileVault to it, so it must be the password the reconcile replaced.
+    let old_ok = verifier_accepts(root, &j, old).or_else(|| {
+        let b = j.record_backup.as_ref()?;
+        let bytes = fsio::read_capped(&root.join(b)).ok()?;
+        let sh = crate::record::UserRecord::parse(&bytes)
+            .ok()?
+            .shadow_hash()
+            .ok()??;
+        Some(sh.salted?.check(old.expose()) == shadowhash::Check::Match)
+    });
+    match old_ok {
+        Some(true) => {}
+        Some(false) => {
+            return Err(Error::new(
+                ErrorKind::AuthFailed,
+                "OLD is not the password the last reconcile replaced; nothing was changed",
+            )
+            .hint("type the OLD password exactly as before the reconcile (undo would otherwise set FileVault to it)"))
+        }
+        None => {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                "OLD cannot be confirmed offline (the journal has no verifier and the backup record no usable hash); nothing was changed",
+            ))
+        }
     }
-    let done = |step: &str| j.steps.iter().any(|s| s.step == step && s.done);
-    if let (true, Some(b)) = (done("login"), &j.record_backup) {
-        let bytes = fsio::read_capped(&root.join(b))?;
-        crate::record::UserRecord::parse(&bytes).map_err(|e| Error::malformed(&root.join(b), e))?;
-        let path = crate::record::record_path(root, &user);
-        fsio::write_atomic(&path, &bytes, Perms::of(&path)?)?;
-        changed.push("login");
-    }
-    if let (true, Some(b), Some(p)) = (done("keychain"), &j.keychain_backup, &j.keychain_path) {
-        let bytes = fsio::read_capped(&root.join(b))?;
+    let backup = |p: &Option<String>, what: &str| -> Result<Option<Vec<u8>>> {
+        let Some(p) = p else { return Ok(None) };
         let path = root.join(p);
-        fsio::write_atomic(&path, &bytes, Perms::of(&path).unwrap_or(Perms::PRIVATE))?;
-        changed.push("keychain");
+        fsio::read_capped(&path).map(Some).map_err(|e| {
+            Error::new(
+                ErrorKind::Failure,
+                format!(
+                    "the {what} backup cannot be read: {}; nothing was changed",
+                    e.message()
+                ),
+            )
+        })
+    };
+    let done = |step: &str| j.is_done(step);
+    let record_bytes = if done("login") {
+        backup(&j.record_backup, "user record")?
+    } else {
+        None
+    };
+    if let Some(b) = &record_bytes {
+        crate::record::UserRecord::parse(b).map_err(|e| {
+            Error::new(
+                ErrorKind::Failure,
+                format!("the user record backup is malformed ({e}); nothing was changed"),
+            )
+        })?;
+    }
+    let keychain_bytes = if done("keychain") {
+        backup(&j.keychain_backup, "keychain")?
+    } else {
+        None
+    };
+    if !yes {
+        if !ctx.src.interactive() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "undo changes the Mac and needs confirmation",
+            )
+            .hint("add --yes to put the last reconcile back without a question"));
+        }
+        if !ctx.src.confirm(&format!(
+            "Put back {}'s FileVault password, login password and keychain as before the reconcile {}?",
+            escape(&user),
+            j.run_id
+        ))? {
+            return Err(Error::new(ErrorKind::Usage, "cancelled: nothing was changed"));
+        }
+    }
+    let changed_fv = done("filevault");
+    let mut changed = Vec::new();
+    let result = (|| -> Result<()> {
+        if changed_fv && o.fv.accepts == Accepts::New {
+            let uuid = o
+                .target
+                .crypto
+                .as_ref()
+                .map(|c| c.uuid.clone())
+                .unwrap_or_default();
+            ctx.p.change_passphrase(&o.target.vol, &uuid, new, old)?;
+            changed.push("filevault");
+            o.ledger.confirm_new(ctx.p, &o.target.vol, &uuid, old)?;
+        }
+        if let Some(bytes) = &record_bytes {
+            let path = crate::record::record_path(root, &user);
+            fsio::write_atomic(&path, bytes, Perms::of(&path)?)?;
+            changed.push("login");
+        }
+        if let (Some(bytes), Some(p)) = (&keychain_bytes, &j.keychain_path) {
+            let path = root.join(p);
+            fsio::write_atomic(&path, bytes, Perms::of(&path).unwrap_or(Perms::PRIVATE))?;
+            changed.push("keychain");
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = journal::audit(
+            root,
+            &user,
+            &o.target.vol.device,
+            &j.run_id,
+            "undo",
+            &changed,
+            "incomplete",
+        );
+        return Err(if changed.is_empty() {
+            e
+        } else {
+            Error::new(
+                ErrorKind::Incomplete,
+                format!("undo stopped mid-way ({}); put back so far: {}", e.message(), changed.join(", ")),
+            )
+            .hint("run `fvsync undo` again with the same passwords to finish; OLD or NEW opens each secret meanwhile")
+        });
     }
     if changed_fv {
-        ctx.p.update_preboot(&o.target.vol)?;
-        changed.push("preboot");
+        if let Err(e) = ctx.p.update_preboot(&o.target.vol) {
+            ctx.ui.warn(&format!(
+                "the Preboot user list could not be refreshed ({})",
+                e.message()
+            ));
+        } else {
+            changed.push("preboot");
+        }
     }
     j.state = State::Undone;
     j.save(root)?;

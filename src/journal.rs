@@ -63,6 +63,12 @@ pub struct Journal {
     pub keychain_backup: Option<String>,
     /// The user's keychain path, relative to the volume root.
     pub keychain_path: Option<String>,
+    /// A verifier of this run's OLD (a SALTED-SHA512-PBKDF2 entry with its own
+    /// salt, in a 0600 backup file, relative to the volume root): `undo` checks
+    /// the OLD it is given against it before changing anything, and a later
+    /// run resumes this journal only when its OLD matches.
+    #[serde(default)]
+    pub old_verifier: Option<String>,
     /// Steps planned, in order, with whether each is done.
     pub steps: Vec<JournalStep>,
 }
@@ -72,6 +78,10 @@ pub struct Journal {
 pub struct JournalStep {
     /// Step name (`filevault`, `login`, `keychain`, `preboot`).
     pub step: String,
+    /// The change was about to be made (written before it is): a run that
+    /// resumes checks such a step and marks it done if it took effect.
+    #[serde(default)]
+    pub started: bool,
     /// Done.
     pub done: bool,
 }
@@ -129,13 +139,33 @@ impl Journal {
         fsio::write_atomic(&Self::path(root, &self.user), &bytes, fsio::Perms::PRIVATE)
     }
 
-    /// Marks a step done.
+    /// Marks a step done (adding it when the plan of a resumed run has it and
+    /// the journal does not).
     pub fn mark(&mut self, step: &str) {
-        for s in &mut self.steps {
-            if s.step == step {
-                s.done = true;
-            }
+        self.step_mut(step).done = true;
+    }
+
+    /// Records that a step's change is about to be made.
+    pub fn mark_started(&mut self, step: &str) {
+        self.step_mut(step).started = true;
+    }
+
+    /// True when a step is recorded as done.
+    pub fn is_done(&self, step: &str) -> bool {
+        self.steps.iter().any(|s| s.step == step && s.done)
+    }
+
+    fn step_mut(&mut self, step: &str) -> &mut JournalStep {
+        if let Some(i) = self.steps.iter().position(|s| s.step == step) {
+            return &mut self.steps[i];
         }
+        self.steps.push(JournalStep {
+            step: step.to_string(),
+            started: false,
+            done: false,
+        });
+        let last = self.steps.len() - 1;
+        &mut self.steps[last]
     }
 }
 

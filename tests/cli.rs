@@ -377,7 +377,7 @@ fn reconcile_and_undo_refuse_a_normal_boot() {
     let before = tree(&dir);
     for cmdline in [
         vec!["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        vec!["undo", "--user", "alice", "--password-stdin"],
+        vec!["undo", "--user", "alice", "--password-stdin", "--yes"],
     ] {
         let o = cmd(&dir, &cmdline, &[OLD, NEW]);
         assert_eq!(o.code, Some(5), "{cmdline:?}: {}", o.stderr);

@@ -62,7 +62,7 @@ fn reconcile_rekeys_and_keeps_items_and_undo_restores() {
     assert_eq!(items(&now, NEW), before, "items changed");
     let o = cmd(
         &dir,
-        &["undo", "--user", "alice", "--password-stdin"],
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
         &[OLD, NEW],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);

@@ -417,7 +417,14 @@ fn undo_puts_the_last_reconcile_back() {
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
     let o = cmd(
         &dir,
-        &["--json", "undo", "--user", "alice", "--password-stdin"],
+        &[
+            "--json",
+            "undo",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
         &[OLD, NEW],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
@@ -437,7 +444,7 @@ fn undo_puts_the_last_reconcile_back() {
     // A second undo is refused: there is nothing left to undo.
     let o = cmd(
         &dir,
-        &["undo", "--user", "alice", "--password-stdin"],
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
         &[OLD, NEW],
     );
     assert_eq!(o.code, Some(5), "{}", o.stderr);

@@ -1,0 +1,202 @@
+//! Resume, rollback and undo when runs interleave or files go missing
+//! (regressions from the safety review): undo never sets FileVault to an
+//! unconfirmed OLD; a run rolls back to where *it* started; a change whose
+//! outcome is unknown is reported as such (exit 7), not as rolled back; a
+//! crash between a write and its journal mark is settled by the next run.
+#![cfg(feature = "testing")]
+
+mod common;
+use common::*;
+
+const NEW2: &str = "Newer-Passw0rd!";
+
+fn reconcile(dir: &std::path::Path, old: &str, new: &str, env: &[(&str, &str)]) -> Out {
+    cmd_env(
+        dir,
+        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        &[old, new],
+        env,
+    )
+}
+
+#[test]
+fn undo_refuses_an_old_that_the_reconcile_did_not_replace() {
+    let (_t, dir) = mac("all-old");
+    assert_eq!(reconcile(&dir, OLD, NEW, &[]).code, Some(0));
+    let before = disk_tree(&dir);
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &["Typo-Passw0rd!", NEW],
+    );
+    assert_eq!(o.code, Some(4), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("not the password the last reconcile replaced"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(disk_tree(&dir), before, "a refused undo changed files");
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &[NEW, NEW],
+    );
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    // The right OLD works.
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(alice_state(&dir, true), ("old", "old", "old", "old"));
+}
+
+#[test]
+fn undo_with_a_missing_backup_changes_nothing() {
+    let (_t, dir) = mac("all-old");
+    assert_eq!(reconcile(&dir, OLD, NEW, &[]).code, Some(0));
+    let backups = data_root(&dir).join("private/var/db/fvsync/backups");
+    for e in std::fs::read_dir(&backups).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with("-0.plist")
+            || (p.extension().is_some_and(|x| x == "plist")
+                && !p.to_string_lossy().contains("verifier"))
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let before = disk_tree(&dir);
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("backup cannot be read") && o.stderr.contains("nothing was changed"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(disk_tree(&dir), before);
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+}
+
+#[test]
+fn a_run_with_other_passwords_rolls_back_to_where_it_started() {
+    let (_t, dir) = mac("all-old");
+    // Run 1 (OLD -> NEW) dies after writing the record: FileVault and login on NEW.
+    let o = reconcile(
+        &dir,
+        OLD,
+        NEW,
+        &[("FVSYNC_FAILPOINT", "after-record:abort")],
+    );
+    assert_eq!(o.code, None);
+    // Run 2 (NEW -> NEW2) fails after its own record write and rolls back.
+    let o = reconcile(
+        &dir,
+        NEW,
+        NEW2,
+        &[("FVSYNC_FAILPOINT", "after-record:error")],
+    );
+    assert_eq!(o.code, Some(6), "{}", o.stderr);
+    assert!(o.stdout.contains("another OLD password"), "{}", o.stdout);
+    // Back to where run 2 started: FileVault and login accept NEW (run 2's OLD).
+    assert!(fv_accepts(&dir, ALICE_UUID, NEW));
+    assert_eq!(login_accepts(&dir, "alice", NEW), (true, true));
+}
+
+#[test]
+fn a_crash_between_the_record_write_and_its_mark_is_settled() {
+    let (_t, dir) = mac("all-old");
+    let rec = std::fs::read(record_path(&dir, "alice")).unwrap();
+    let o = reconcile(
+        &dir,
+        OLD,
+        NEW,
+        &[("FVSYNC_FAILPOINT", "record-written:abort")],
+    );
+    assert_eq!(o.code, None);
+    let o = reconcile(&dir, OLD, NEW, &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let j =
+        std::fs::read_to_string(data_root(&dir).join("private/var/db/fvsync/alice.journal.json"))
+            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    let login = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "login")
+        .unwrap();
+    assert_eq!(login["done"], true, "{j}");
+    // So undo puts the record back too.
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(std::fs::read(record_path(&dir, "alice")).unwrap(), rec);
+    assert_eq!(alice_state(&dir, true), ("old", "old", "old", "old"));
+}
+
+#[test]
+fn an_unknown_filevault_outcome_is_exit_7_not_rolled_back() {
+    // diskutil changes the passphrase, then hangs past the timeout.
+    let (_t, dir) = mac("all-old");
+    let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
+    let w = dir.parent().unwrap().join("diskutil-slow-change");
+    std::fs::write(
+        &w,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *changePassphrase*) '{emu}' --sim '{d}' --state '{s}' \"$@\"; sleep 5;; \
+             *) exec '{emu}' --sim '{d}' --state '{s}' \"$@\";; esac\n",
+            d = dir.display(),
+            s = dir.parent().unwrap().join("emu").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(
+        &[
+            "--diskutil",
+            w.to_str().unwrap(),
+            "--diskutil-timeout",
+            "2",
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &format!("{OLD}\n{NEW}\n"),
+    );
+    assert_eq!(o.code, Some(7), "{}", o.stderr);
+    assert!(o.stderr.contains("may or may not"), "{}", o.stderr);
+    assert!(fv_accepts(&dir, ALICE_UUID, NEW), "the change did happen");
+    let j =
+        std::fs::read_to_string(data_root(&dir).join("private/var/db/fvsync/alice.journal.json"))
+            .unwrap();
+    assert!(j.contains("\"state\": \"open\""), "{j}");
+    // A plain re-run finishes.
+    let ok = dir.parent().unwrap().join("diskutil");
+    let o = run(
+        &[
+            "--diskutil",
+            ok.to_str().unwrap(),
+            "reconcile",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &format!("{OLD}\n{NEW}\n"),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+}
