@@ -198,7 +198,7 @@ fn platform(cli: &Cli) -> Result<Box<dyn Platform>> {
 
 fn source(password_stdin: bool) -> Box<dyn PasswordSource> {
     if password_stdin {
-        Box::new(StdinSource::new(std::io::BufReader::new(std::io::stdin())))
+        Box::new(StdinSource::new(crate::secret::RawStdin))
     } else {
         Box::new(TerminalSource)
     }

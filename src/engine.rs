@@ -561,7 +561,7 @@ fn filevault_changed_before(p: &dyn Platform, vol: &crate::platform::Volume, use
 /// user record and securityd may hold the keychain open, so a rewrite under
 /// them could be undone or half-seen.
 fn require_recovery(p: &dyn Platform, command: &str) -> Result<()> {
-    if p.boot_mode() == crate::platform::BootMode::Normal {
+    if p.boot_mode()? == crate::platform::BootMode::Normal {
         return Err(Error::new(
             ErrorKind::Refused,
             format!("{command} changes the Mac and runs only in recoveryOS, not in a normal boot"),

@@ -147,7 +147,7 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
                         continue;
                     };
                     let uid = rec.uid();
-                    if !all && uid.map_or(true, |u| u < 500) {
+                    if !all && uid.is_none_or(|u| u < 500) {
                         continue;
                     }
                     let uuid = rec.generated_uid();

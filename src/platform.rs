@@ -108,7 +108,10 @@ pub trait Platform {
     fn description(&self) -> String;
 
     /// recoveryOS or normal boot.
-    fn boot_mode(&self) -> BootMode;
+    ///
+    /// # Errors
+    /// The platform cannot tell (callers that change the Mac then refuse).
+    fn boot_mode(&self) -> Result<BootMode>;
 
     /// Containers and their volumes.
     ///

@@ -5,8 +5,6 @@
 //! `Clone`, and is compared in constant time. Nothing in this module (or anywhere
 //! else) builds one from argv or the environment.
 
-use std::io::BufRead;
-
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -175,28 +173,41 @@ impl PasswordSource for TerminalSource {
         let _ = write!(w, "{question} [y/N] ");
         let _ = w.flush();
         let mut answer = String::new();
-        std::io::BufReader::new(&tty)
-            .read_line(&mut answer)
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&tty), &mut answer)
             .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot read the answer: {e}")))?;
         Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
     }
 }
 
+/// Standard input read straight from file descriptor 0, one byte at a time:
+/// no buffer (ours or the standard library's) keeps a copy of the passwords
+/// beyond the zeroizing one each is read into, and nothing past the lines a
+/// command needs is consumed.
+pub struct RawStdin;
+
+impl std::io::Read for RawStdin {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(1);
+        nix::unistd::read(nix::libc::STDIN_FILENO, &mut buf[..n]).map_err(std::io::Error::from)
+    }
+}
+
 /// Reads passwords from standard input, one per line (`--password-stdin`).
-pub struct StdinSource<R: BufRead> {
+pub struct StdinSource<R: std::io::Read> {
     input: R,
 }
 
-impl<R: BufRead> StdinSource<R> {
+impl<R: std::io::Read> StdinSource<R> {
     /// Reads lines from `input`.
     pub fn new(input: R) -> Self {
         StdinSource { input }
     }
 }
 
-impl<R: BufRead> PasswordSource for StdinSource<R> {
+impl<R: std::io::Read> PasswordSource for StdinSource<R> {
     fn read(&mut self, which: Which, _user: &str) -> Result<Password, Error> {
-        let mut buf = Zeroizing::new(Vec::with_capacity(256));
+        // Allocated at its final size: growing would leave unwiped copies behind.
+        let mut buf = Zeroizing::new(Vec::with_capacity(4096));
         // Read at most a little more than the limit; a longer line is refused, not buffered.
         let mut byte = [0u8; 1];
         loop {

@@ -164,17 +164,19 @@ impl Platform for DiskutilMac {
         )
     }
 
-    fn boot_mode(&self) -> BootMode {
-        let normal = self.containers().ok().is_some_and(|cs| {
-            cs.iter()
-                .flat_map(|c| &c.volumes)
-                .any(|v| v.has_role("Data") && v.mount_point.as_deref() == Some(NORMAL_BOOT_DATA))
-        });
-        if normal {
+    fn boot_mode(&self) -> Result<BootMode> {
+        // Fails closed: if the volumes cannot be listed, the caller refuses to
+        // change anything rather than assume recoveryOS.
+        let normal = self
+            .containers()?
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .any(|v| v.has_role("Data") && v.mount_point.as_deref() == Some(NORMAL_BOOT_DATA));
+        Ok(if normal {
             BootMode::Normal
         } else {
             BootMode::Recovery
-        }
+        })
     }
 
     fn containers(&self) -> Result<Vec<Container>> {
@@ -206,8 +208,16 @@ impl Platform for DiskutilMac {
         let args = ["apfs", "listCryptoUsers", "-plist", vol.device.as_str()];
         let out = self.runner.run(&args, None)?;
         if out.status != 0 {
-            // A volume with no crypto users (not encrypted) reports an error.
-            return Ok(Vec::new());
+            // A volume that is not encrypted has no crypto users and says so;
+            // any other failure is an error, not "no FileVault users".
+            let text = out.text().to_ascii_lowercase();
+            if text.contains("not an encrypted")
+                || text.contains("no cryptographic users")
+                || text.contains("not encrypted")
+            {
+                return Ok(Vec::new());
+            }
+            return Err(self.failed(&args, &out));
         }
         parse::crypto_users(&out.stdout).map_err(|e| self.parse_err(&args, e))
     }

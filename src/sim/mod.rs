@@ -569,16 +569,16 @@ impl Platform for SimMac {
         )
     }
 
-    fn boot_mode(&self) -> BootMode {
-        if self.mac.boot_mode == "normal" {
+    fn boot_mode(&self) -> Result<BootMode> {
+        Ok(if self.mac.boot_mode == "normal" {
             BootMode::Normal
         } else {
             BootMode::Recovery
-        }
+        })
     }
 
     fn containers(&self) -> Result<Vec<Container>> {
-        let mode = self.boot_mode();
+        let mode = self.boot_mode().unwrap_or(BootMode::Recovery);
         Ok(self
             .mac
             .containers
