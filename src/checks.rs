@@ -138,6 +138,32 @@ pub fn local_items(root: &Path, login_kc_rel: &Path) -> Option<String> {
     None
 }
 
+/// Refuses a path under `root` any of whose folders is a symbolic link: a
+/// user can plant one under their home (`Library/Keychains` is theirs), and
+/// root must not then read or write through it.
+///
+/// # Errors
+/// A folder between `root` and the file is a symbolic link (exit 5).
+pub fn no_symlinked_folders(root: &Path, path: &Path) -> Result<()> {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for c in parts.iter().take(parts.len().saturating_sub(1)) {
+        at.push(c);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Refused,
+                format!(
+                    "{} is a symbolic link; fvsync never follows links under a user's folders",
+                    crate::output::quote_path(&at)
+                ),
+            )
+            .hint("someone may have tampered with the volume; inspect it by hand"));
+        }
+    }
+    Ok(())
+}
+
 /// Runs closures in parallel on scoped threads and returns their results in order.
 pub fn parallel<R: Send>(jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>>) -> Vec<R> {
     std::thread::scope(|s| {
@@ -167,6 +193,7 @@ fn check_kc(bytes: &[u8], pw: &[u8]) -> std::result::Result<bool, String> {
 /// The record is missing, unreadable or malformed.
 pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) -> Result<Offline> {
     let record_path = record::record_path(root, user);
+    no_symlinked_folders(root, &record_path)?;
     let rec = record::load(&record_path, Some(user))?;
     let (shadow, shadow_error) = match rec.shadow_hash() {
         Ok(s) => (s, None),
@@ -174,6 +201,7 @@ pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) 
     };
     let kc_rel = keychain_rel(&rec);
     let kc_path = root.join(&kc_rel);
+    no_symlinked_folders(root, &kc_path)?;
     let keychain = match std::fs::symlink_metadata(&kc_path) {
         Ok(_) => Some((kc_rel.clone(), crate::fsio::read_capped(&kc_path)?)),
         Err(_) => None,

@@ -189,3 +189,21 @@ fn local_items_keychain_is_reported_out_of_reach() {
     assert!(o.stdout.contains("Local Items keychain"), "{}", o.stdout);
     assert!(o.stdout.contains("keychain-2.db"), "{}", o.stdout);
 }
+
+#[test]
+fn a_symlinked_keychains_folder_is_refused() {
+    let (_t, dir) = mac("all-old");
+    let kc_dir = keychain_path(&dir, "alice").parent().unwrap().to_path_buf();
+    let elsewhere = dir.parent().unwrap().join("elsewhere");
+    std::fs::rename(&kc_dir, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &kc_dir).unwrap();
+    let before = tree(&elsewhere);
+    let o = cmd(
+        &dir,
+        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(5), "{}", o.stderr);
+    assert!(o.stderr.contains("symbolic link"), "{}", o.stderr);
+    assert_eq!(tree(&elsewhere), before);
+}
