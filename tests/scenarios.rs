@@ -286,7 +286,10 @@ fn reconcile_keeps_other_attributes_owner_and_mode() {
         .collect();
     let rec_backup = b
         .iter()
-        .find(|p| p.extension().is_some_and(|e| e == "plist"))
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "plist")
+                && !p.to_string_lossy().contains("old-verifier")
+        })
         .unwrap();
     let orig = plist::Value::from_file(rec_backup)
         .unwrap()
