@@ -1,0 +1,1307 @@
+//! The hostile-input catalogue (issue 6, docs/security.md): planted or corrupted
+//! files on the Data volume, hostile names and passwords, a misbehaving system.
+//! Every case runs the real binary on a fresh simulated Mac and checks:
+//!
+//! - the exit code;
+//! - a clear message (`fvsync: error: ...` on stderr, with a hint where one
+//!   helps; for a record whose hashes cannot be read, the diagnose row that says
+//!   why on stdout; `error: ...` for the few inputs clap itself refuses);
+//! - no panic;
+//! - that no file of the simulated Mac changed (every file hashed before and
+//!   after). `SecureEnclave.plist`, which stands for the hardware counter, may
+//!   change only in a case that actually presents a passphrase to FileVault.
+//!   The two system-failure cases (read-only volume, full disk) are rolled-back
+//!   runs: there every file that existed is unchanged, and only fvsync's own
+//!   journal, backups and audit log are new.
+//!
+//! Also covered elsewhere, and not counted here: bad passwords at a terminal and
+//! a NEW confirmation that does not match (tests/pty.rs), no flag or variable
+//! taking a password (tests/cli.rs), a hanging or dying diskutil through the
+//! diagnose path (tests/diskutil.rs), crash safety (tests/crash.rs).
+#![cfg(feature = "testing")]
+
+mod common;
+use common::*;
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use plist::{Dictionary, Value};
+
+// ---------------------------------------------------------------------------
+// Editing a simulated Mac's files.
+
+const ALICE_SALTED: &str = "SALTED-SHA512-PBKDF2";
+const ALICE_SRP: &str = "SRP-RFC5054-4096-SHA512-PBKDF2";
+
+fn write_plist(path: &Path, v: &Value) {
+    let mut out = Vec::new();
+    v.to_writer_binary(&mut out).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+fn edit_record(dir: &Path, user: &str, f: impl FnOnce(&mut Dictionary)) {
+    let p = record_path(dir, user);
+    let mut v = Value::from_file(&p).unwrap();
+    f(v.as_dictionary_mut().unwrap());
+    write_plist(&p, &v);
+}
+
+/// Edits the inner ShadowHashData dictionary of alice's record.
+fn edit_shadow(dir: &Path, f: impl FnOnce(&mut Dictionary)) {
+    edit_record(dir, "alice", |rec| {
+        let blob = rec["ShadowHashData"].as_array().unwrap()[0]
+            .as_data()
+            .unwrap()
+            .to_vec();
+        let mut inner = Value::from_reader(std::io::Cursor::new(blob)).unwrap();
+        f(inner.as_dictionary_mut().unwrap());
+        let mut out = Vec::new();
+        inner.to_writer_binary(&mut out).unwrap();
+        rec.insert(
+            "ShadowHashData".into(),
+            Value::Array(vec![Value::Data(out)]),
+        );
+    });
+}
+
+fn edit_entry(dir: &Path, scheme: &'static str, f: impl FnOnce(&mut Dictionary)) {
+    edit_shadow(dir, |d| {
+        f(d.get_mut(scheme).unwrap().as_dictionary_mut().unwrap())
+    });
+}
+
+fn keybag_path(dir: &Path) -> PathBuf {
+    dir.join(format!("Keybags/{DATA_UUID}.plist"))
+}
+
+fn edit_keybag(dir: &Path, f: impl FnOnce(&mut Dictionary)) {
+    let p = keybag_path(dir);
+    let mut v = Value::from_file(&p).unwrap();
+    f(v.as_dictionary_mut().unwrap());
+    let mut out = Vec::new();
+    v.to_writer_xml(&mut out).unwrap();
+    std::fs::write(p, out).unwrap();
+}
+
+fn edit_alice_crypto_user(dir: &Path, f: impl FnOnce(&mut Dictionary)) {
+    edit_keybag(dir, |kb| {
+        let users = kb.get_mut("CryptoUsers").unwrap().as_array_mut().unwrap();
+        let alice = users
+            .iter_mut()
+            .map(|u| u.as_dictionary_mut().unwrap())
+            .find(|u| u["APFSCryptoUserUUID"].as_string() == Some(ALICE_UUID))
+            .unwrap();
+        f(alice);
+    });
+}
+
+fn truncate_data(d: &mut Dictionary, key: &str, len: usize) {
+    let mut v = d[key].as_data().unwrap().to_vec();
+    v.resize(len, 0xA5);
+    d.insert(key.into(), Value::Data(v));
+}
+
+fn journal_path(dir: &Path) -> PathBuf {
+    data_root(dir).join("private/var/db/fvsync/alice.journal.json")
+}
+
+fn write_journal(dir: &Path, body: &str) {
+    let p = journal_path(dir);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn journal_json(version: u32) -> String {
+    serde_json::json!({
+        "fvsync_journal": version, "tool_version": "9.9.9", "run_id": "20260101T000000Z-1",
+        "user": "alice", "uuid": ALICE_UUID, "volume": "disk3s5", "state": "open",
+        "started": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+        "record_backup": null, "keychain_backup": null, "keychain_path": null,
+        "steps": [{"step": "login", "done": false}],
+    })
+    .to_string()
+}
+
+/// A wrapper that runs the emulated diskutil over the Mac in a misbehaving mode.
+fn diskutil_wrapper(dir: &Path, mode: &str) -> PathBuf {
+    let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
+    let w = dir.parent().unwrap().join(format!("diskutil-{mode}"));
+    std::fs::write(
+        &w,
+        format!(
+            "#!/bin/sh\nexec '{emu}' --sim '{}' --state '{}' --mode {mode} \"$@\"\n",
+            dir.display(),
+            dir.parent().unwrap().join("emu").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w
+}
+
+/// alice's record holds a fresh ShadowHashData for `pw` (through fvsync's own
+/// generator), and she has no login keychain (so `verify` checks only the hash).
+fn alice_hash_for(dir: &Path, pw: &str) {
+    let sh = fvsync::shadowhash::generate(pw.as_bytes(), 1000, 1000).unwrap();
+    let p = record_path(dir, "alice");
+    let bytes = std::fs::read(&p).unwrap();
+    let mut rec = fvsync::record::UserRecord::parse(&bytes).unwrap();
+    rec.set_shadow_hash(&sh).unwrap();
+    std::fs::write(&p, rec.to_bytes().unwrap()).unwrap();
+    std::fs::remove_file(keychain_path(dir, "alice")).unwrap();
+}
+
+/// Every entry under `dir`: a regular file's SHA-256, a link's target, a
+/// FIFO's kind (never opened: reading it would block), with the mode, owner
+/// and group, so a change of content, kind, permission or ownership shows.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    fn walk(base: &Path, d: &Path, m: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let ft = meta.file_type();
+            let what = if ft.is_dir() {
+                walk(base, &p, m);
+                "dir".to_string()
+            } else if ft.is_symlink() {
+                format!("link to {}", std::fs::read_link(&p).unwrap().display())
+            } else if ft.is_file() {
+                hex::encode(Sha256::digest(std::fs::read(&p).unwrap()))
+            } else {
+                "special".to_string()
+            };
+            m.insert(
+                rel,
+                format!("{what} {:o} {}:{}", meta.mode(), meta.uid(), meta.gid()),
+            );
+        }
+    }
+    let mut m = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut m);
+    m
+}
+
+// ---------------------------------------------------------------------------
+// The catalogue.
+
+/// What a case must print.
+#[derive(Clone, Copy)]
+enum Says {
+    /// `fvsync: error: <...msg...>` on stderr.
+    Error(&'static str),
+    /// `msg` on stdout (a diagnose row, a listing).
+    Out(&'static str),
+    /// clap's own `error: <...msg...>` (usage errors clap detects).
+    Clap(&'static str),
+}
+
+/// How the binary reaches the Mac.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sim,
+    /// The diskutil backend with the emulated diskutil in this mode.
+    Diskutil(&'static str),
+}
+
+struct Case {
+    name: &'static str,
+    scenario: &'static str,
+    setup: Box<dyn Fn(&Path)>,
+    args: Vec<OsString>,
+    stdin: Vec<u8>,
+    env: Vec<(&'static str, &'static str)>,
+    backend: Backend,
+    code: i32,
+    says: Says,
+    hint: Option<&'static str>,
+    /// A passphrase is presented to FileVault: SecureEnclave.plist may change.
+    attempts: bool,
+    /// A rolled-back run: fvsync's journal, backups and audit log may appear.
+    rolled_back: bool,
+}
+
+fn case(
+    name: &'static str,
+    scenario: &'static str,
+    setup: impl Fn(&Path) + 'static,
+    args: &[&str],
+    code: i32,
+    says: Says,
+) -> Case {
+    Case {
+        name,
+        scenario,
+        setup: Box::new(setup),
+        args: args.iter().map(OsString::from).collect(),
+        stdin: format!("{OLD}\n{NEW}\n").into_bytes(),
+        env: Vec::new(),
+        backend: Backend::Sim,
+        code,
+        says,
+        hint: None,
+        attempts: false,
+        rolled_back: false,
+    }
+}
+
+impl Case {
+    fn hint(mut self, h: &'static str) -> Self {
+        self.hint = Some(h);
+        self
+    }
+    fn stdin(mut self, s: &[u8]) -> Self {
+        self.stdin = s.to_vec();
+        self
+    }
+    fn env(mut self, k: &'static str, v: &'static str) -> Self {
+        self.env.push((k, v));
+        self
+    }
+    fn raw_args(mut self, a: Vec<OsString>) -> Self {
+        self.args = a;
+        self
+    }
+    fn backend(mut self, b: Backend) -> Self {
+        self.backend = b;
+        self
+    }
+    fn rolled_back(mut self) -> Self {
+        self.rolled_back = true;
+        self
+    }
+}
+
+const DIAG: &[&str] = &["diagnose", "--user", "alice", "--password-stdin"];
+const RECONCILE: &[&str] = &["reconcile", "--user", "alice", "--password-stdin", "--yes"];
+const DIAG_BOB: &[&str] = &["diagnose", "--user", "bob", "--password-stdin"];
+
+fn nothing(_: &Path) {}
+
+fn record_cases() -> Vec<Case> {
+    use Says::*;
+    let off = "filevault-off";
+    vec![
+        case(
+            "record: garbage",
+            off,
+            |d| std::fs::write(record_path(d, "alice"), b"\x00garbage\xff").unwrap(),
+            DIAG,
+            1,
+            Error("not a property list"),
+        ),
+        case(
+            "record: truncated binary plist",
+            off,
+            |d| {
+                let p = record_path(d, "alice");
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+            },
+            DIAG,
+            1,
+            Error("is malformed: not a property list"),
+        ),
+        case(
+            "record: empty file",
+            off,
+            |d| std::fs::write(record_path(d, "alice"), b"").unwrap(),
+            DIAG,
+            1,
+            Error("is malformed"),
+        ),
+        case(
+            "record: top level is an array",
+            off,
+            |d| {
+                write_plist(
+                    &record_path(d, "alice"),
+                    &Value::Array(vec![Value::String("alice".into())]),
+                )
+            },
+            DIAG,
+            1,
+            Error("the top level is not a dictionary"),
+        ),
+        case(
+            "record: no name attribute",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    r.remove("name");
+                })
+            },
+            DIAG,
+            1,
+            Error("no `name` attribute"),
+        ),
+        case(
+            "record: name with a NUL and an escape",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    r.insert("name".into(), Value::Array(vec!["alice\0\u{1b}[2J".into()]));
+                })
+            },
+            DIAG,
+            1,
+            Error("the record's name is 'alice\\u{0}\\u{1b}[2J', not 'alice'"),
+        ),
+        case(
+            "record: duplicate user (bob.plist is a copy of alice's record)",
+            off,
+            |d| {
+                std::fs::copy(record_path(d, "alice"), record_path(d, "bob"))
+                    .map(|_| ())
+                    .unwrap()
+            },
+            DIAG_BOB,
+            1,
+            Error("the record's name is 'alice', not 'bob'"),
+        ),
+        case(
+            "record: symlink to /etc/passwd (never followed)",
+            off,
+            |d| {
+                let p = record_path(d, "alice");
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
+            },
+            DIAG,
+            5,
+            Error("is a symbolic link"),
+        )
+        .hint("tampered"),
+        case(
+            "record: symlink to another valid record",
+            off,
+            |d| {
+                let p = record_path(d, "alice");
+                let real = p.with_file_name("alice-real.plist");
+                std::fs::rename(&p, &real).unwrap();
+                std::os::unix::fs::symlink(&real, &p).unwrap();
+            },
+            DIAG,
+            5,
+            Error("is a symbolic link"),
+        ),
+        case(
+            "record: owned by another user (uid 4242)",
+            off,
+            |d| std::os::unix::fs::chown(record_path(d, "alice"), Some(4242), Some(4242)).unwrap(),
+            DIAG,
+            5,
+            Error("is owned by uid 4242, not by root"),
+        )
+        .hint("planted"),
+        case(
+            "record: world-writable",
+            off,
+            |d| {
+                std::fs::set_permissions(
+                    record_path(d, "alice"),
+                    std::fs::Permissions::from_mode(0o666),
+                )
+                .unwrap()
+            },
+            DIAG,
+            5,
+            Error("is writable by other users (mode 0666)"),
+        )
+        .hint("tampered"),
+        case(
+            "record: group-writable",
+            off,
+            |d| {
+                std::fs::set_permissions(
+                    record_path(d, "alice"),
+                    std::fs::Permissions::from_mode(0o620),
+                )
+                .unwrap()
+            },
+            DIAG,
+            5,
+            Error("is writable by other users (mode 0620)"),
+        ),
+        case(
+            "record: a folder",
+            off,
+            |d| {
+                let p = record_path(d, "alice");
+                std::fs::remove_file(&p).unwrap();
+                std::fs::create_dir(&p).unwrap();
+            },
+            DIAG,
+            1,
+            Error("is malformed: not a regular file"),
+        ),
+        case(
+            "record: a FIFO (must not block)",
+            off,
+            |d| {
+                let p = record_path(d, "alice");
+                std::fs::remove_file(&p).unwrap();
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            },
+            DIAG,
+            1,
+            Error("is malformed: not a regular file"),
+        ),
+        case(
+            "record: 100 MB (sparse)",
+            off,
+            |d| {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(record_path(d, "alice"))
+                    .unwrap();
+                f.set_len(100 * 1024 * 1024).unwrap();
+            },
+            DIAG,
+            1,
+            Error("104857600 bytes, over the 16777216 byte limit"),
+        ),
+        case(
+            "record: reconcile refuses a record owned by uid 4242 before any change",
+            off,
+            |d| std::os::unix::fs::chown(record_path(d, "alice"), Some(4242), Some(0)).unwrap(),
+            RECONCILE,
+            5,
+            Error("is owned by uid 4242"),
+        ),
+    ]
+}
+
+fn shadow_cases() -> Vec<Case> {
+    use Says::*;
+    let off = "filevault-off";
+    vec![
+        case(
+            "ShadowHashData: SALTED salt of 31 bytes",
+            off,
+            |d| edit_entry(d, ALICE_SALTED, |e| truncate_data(e, "salt", 31)),
+            DIAG,
+            3,
+            Out("ShadowHashData scheme SALTED-SHA512-PBKDF2 field `salt` is 31 bytes, expected 32"),
+        ),
+        case(
+            "ShadowHashData: SRP salt of 33 bytes",
+            off,
+            |d| edit_entry(d, ALICE_SRP, |e| truncate_data(e, "salt", 33)),
+            DIAG,
+            3,
+            Out("field `salt` is 33 bytes, expected 32"),
+        ),
+        case(
+            "ShadowHashData: entropy of 127 bytes",
+            off,
+            |d| edit_entry(d, ALICE_SALTED, |e| truncate_data(e, "entropy", 127)),
+            DIAG,
+            3,
+            Out("field `entropy` is 127 bytes, expected 128"),
+        ),
+        case(
+            "ShadowHashData: SRP verifier of 511 bytes",
+            off,
+            |d| edit_entry(d, ALICE_SRP, |e| truncate_data(e, "verifier", 511)),
+            DIAG,
+            3,
+            Out("field `verifier` is 511 bytes, expected 512"),
+        ),
+        case(
+            "ShadowHashData: entropy missing",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SALTED, |e| {
+                    e.remove("entropy");
+                })
+            },
+            DIAG,
+            3,
+            Out("has no `entropy` field"),
+        ),
+        case(
+            "ShadowHashData: iterations missing",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SRP, |e| {
+                    e.remove("iterations");
+                })
+            },
+            DIAG,
+            3,
+            Out("has no `iterations` field"),
+        ),
+        case(
+            "ShadowHashData: salt is a string",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SALTED, |e| {
+                    e.insert("salt".into(), Value::String("salt".into()));
+                })
+            },
+            DIAG,
+            3,
+            Out("field `salt` is not data"),
+        ),
+        case(
+            "ShadowHashData: iterations is a string",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SALTED, |e| {
+                    e.insert("iterations".into(), Value::String("1000".into()));
+                })
+            },
+            DIAG,
+            3,
+            Out("field `iterations` is not an integer"),
+        ),
+        case(
+            "ShadowHashData: iterations 0",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SALTED, |e| {
+                    e.insert("iterations".into(), Value::Integer(0.into()));
+                })
+            },
+            DIAG,
+            3,
+            Out("field `iterations` is 0, outside 1..=10000000"),
+        ),
+        case(
+            "ShadowHashData: iterations -1",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SALTED, |e| {
+                    e.insert("iterations".into(), Value::Integer((-1i64).into()));
+                })
+            },
+            DIAG,
+            3,
+            Out("field `iterations` is -1, outside"),
+        ),
+        case(
+            "ShadowHashData: iterations 10^12",
+            off,
+            |d| {
+                edit_entry(d, ALICE_SRP, |e| {
+                    e.insert(
+                        "iterations".into(),
+                        Value::Integer(1_000_000_000_000u64.into()),
+                    );
+                })
+            },
+            DIAG,
+            3,
+            Out("field `iterations` is 1000000000000, outside"),
+        ),
+        case(
+            "ShadowHashData: scheme is not a dictionary",
+            off,
+            |d| {
+                edit_shadow(d, |s| {
+                    s.insert(ALICE_SALTED.into(), Value::Data(vec![0; 16]));
+                })
+            },
+            DIAG,
+            3,
+            Out("scheme SALTED-SHA512-PBKDF2 is not a dictionary"),
+        ),
+        case(
+            "ShadowHashData: root is not a dictionary",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    let mut out = Vec::new();
+                    Value::Array(vec![]).to_writer_binary(&mut out).unwrap();
+                    r.insert(
+                        "ShadowHashData".into(),
+                        Value::Array(vec![Value::Data(out)]),
+                    );
+                })
+            },
+            DIAG,
+            3,
+            Out("ShadowHashData root is not a dictionary"),
+        ),
+        case(
+            "ShadowHashData: blob is not a plist",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    r.insert(
+                        "ShadowHashData".into(),
+                        Value::Array(vec![Value::Data(b"bplist00garbage".to_vec())]),
+                    );
+                })
+            },
+            DIAG,
+            3,
+            Out("ShadowHashData blob is not a valid property list"),
+        ),
+        case(
+            "ShadowHashData: blob over 64 KiB",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    r.insert(
+                        "ShadowHashData".into(),
+                        Value::Array(vec![Value::Data(vec![0; 70_000])]),
+                    );
+                })
+            },
+            DIAG,
+            3,
+            Out("ShadowHashData blob is 70000 bytes, more than the 65536 allowed"),
+        ),
+        case(
+            "ShadowHashData: attribute holds two blobs",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    let one = r["ShadowHashData"].as_array().unwrap()[0].clone();
+                    r.insert(
+                        "ShadowHashData".into(),
+                        Value::Array(vec![one.clone(), one]),
+                    );
+                })
+            },
+            DIAG,
+            3,
+            Out("ShadowHashData attribute holds 2 elements, expected exactly 1"),
+        ),
+        case(
+            "ShadowHashData: attribute is not an array",
+            off,
+            |d| {
+                edit_record(d, "alice", |r| {
+                    r.insert("ShadowHashData".into(), Value::String("x".into()));
+                })
+            },
+            DIAG,
+            3,
+            Out("ShadowHashData attribute is not an array"),
+        ),
+        case(
+            "ShadowHashData: an extra, unknown scheme",
+            off,
+            |d| {
+                edit_shadow(d, |s| {
+                    s.insert("SALTED-SHA512".into(), Value::Data(vec![0; 68]));
+                })
+            },
+            DIAG,
+            3,
+            Out("replaces the unknown scheme SALTED-SHA512"),
+        ),
+    ]
+}
+
+fn name_cases() -> Vec<Case> {
+    use Says::*;
+    let off = "filevault-off";
+    let diag_user = |u: &str| -> Vec<OsString> {
+        vec![
+            "diagnose".into(),
+            "--user".into(),
+            u.into(),
+            "--password-stdin".into(),
+        ]
+    };
+    vec![
+        case(
+            "name: contains /",
+            off,
+            nothing,
+            &["diagnose", "--user", "a/b", "--password-stdin"],
+            2,
+            Error("'a/b' is not a valid macOS short name"),
+        )
+        .hint("fvsync users"),
+        case(
+            "name: ..",
+            off,
+            nothing,
+            &["diagnose", "--user", "..", "--password-stdin"],
+            2,
+            Error("'..' is not a valid macOS short name"),
+        ),
+        case(
+            "name: ../../../etc/passwd",
+            off,
+            nothing,
+            &[
+                "verify",
+                "--user",
+                "../../../etc/passwd",
+                "--password-stdin",
+            ],
+            2,
+            Error("is not a valid macOS short name"),
+        ),
+        case(
+            "name: control characters (escaped, never echoed raw)",
+            off,
+            nothing,
+            &[
+                "diagnose",
+                "--user",
+                "al\u{1b}]0;pwn\u{7}ice",
+                "--password-stdin",
+            ],
+            2,
+            Error("'al\\u{1b}]0;pwn\\u{7}ice' is not a valid macOS short name"),
+        ),
+        case(
+            "name: empty",
+            off,
+            nothing,
+            &["diagnose", "--user", "", "--password-stdin"],
+            2,
+            Error("'' is not a valid macOS short name"),
+        ),
+        case(
+            "name: 10,000 characters",
+            off,
+            nothing,
+            &[],
+            2,
+            Error("is not a valid macOS short name"),
+        )
+        .raw_args(diag_user(&"x".repeat(10_000))),
+        case(
+            "name: invalid UTF-8 in argv",
+            off,
+            nothing,
+            &[],
+            2,
+            Clap("invalid UTF-8"),
+        )
+        .raw_args(vec![
+            "diagnose".into(),
+            "--user".into(),
+            OsStr::from_bytes(b"al\xffice").to_owned(),
+            "--password-stdin".into(),
+        ]),
+        case(
+            "name: a user with no record",
+            off,
+            nothing,
+            &["diagnose", "--user", "mallory", "--password-stdin"],
+            2,
+            Error("mallory"),
+        ),
+        case(
+            "volume: no such Data volume",
+            off,
+            nothing,
+            &[
+                "diagnose",
+                "--user",
+                "alice",
+                "--volume",
+                "disk99s9\u{1b}",
+                "--password-stdin",
+            ],
+            2,
+            Error("no Data volume matches 'disk99s9\\u{1b}'"),
+        )
+        .hint("fvsync volumes"),
+        case(
+            "listing: a record file named with an escape sequence",
+            off,
+            |d| {
+                let p = record_path(d, "alice");
+                std::fs::copy(&p, p.with_file_name("ev\u{1b}[2Jil.plist")).unwrap();
+            },
+            &["users"],
+            0,
+            Out("ev\\u{1b}[2Jil"),
+        ),
+    ]
+}
+
+fn password_cases() -> Vec<Case> {
+    use Says::*;
+    let sc = "all-old";
+    let long = format!("{OLD}\n{}\n", "x".repeat(128));
+    let huge = format!("{OLD}\n{}", "y".repeat(100_000));
+    vec![
+        case(
+            "password: OLD empty",
+            sc,
+            nothing,
+            RECONCILE,
+            2,
+            Error("the OLD password is missing from standard input"),
+        )
+        .stdin(b"\n")
+        .hint("one password per line"),
+        case(
+            "password: NEW missing (end of input)",
+            sc,
+            nothing,
+            RECONCILE,
+            2,
+            Error("the NEW password is missing from standard input"),
+        )
+        .stdin(format!("{OLD}\n").as_bytes()),
+        case(
+            "password: NEW of 128 bytes",
+            sc,
+            nothing,
+            RECONCILE,
+            2,
+            Error("the NEW password is 128 bytes long; FileVault accepts at most 127 bytes"),
+        )
+        .stdin(long.as_bytes()),
+        case(
+            "password: NEW of 100,000 bytes without a newline",
+            sc,
+            nothing,
+            RECONCILE,
+            2,
+            Error("at most 127 bytes"),
+        )
+        .stdin(huge.as_bytes()),
+        case(
+            "password: NUL in OLD",
+            sc,
+            nothing,
+            RECONCILE,
+            2,
+            Error("the OLD password contains a NUL byte"),
+        )
+        .stdin(format!("Old\0Passw0rd!\n{NEW}\n").as_bytes()),
+        case(
+            "password: NEW not UTF-8",
+            sc,
+            nothing,
+            RECONCILE,
+            2,
+            Error("the NEW password is not valid UTF-8"),
+        )
+        .stdin(b"Old-Passw0rd!\n\xc3\x28\xff\n")
+        .hint("UTF-8"),
+        case(
+            "password: verify with an empty line",
+            sc,
+            nothing,
+            &["verify", "--user", "alice", "--password-stdin"],
+            2,
+            Error("missing from standard input"),
+        )
+        .stdin(b"\r\n"),
+    ]
+}
+
+fn keybag_cases() -> Vec<Case> {
+    use Says::*;
+    let sc = "fv-old-login-new";
+    vec![
+        case(
+            "keybag: WrappedKEK of 39 bytes",
+            sc,
+            |d| edit_alice_crypto_user(d, |u| truncate_data(u, "WrappedKEK", 39)),
+            DIAG,
+            1,
+            Error("salt or wrapped key of the wrong length"),
+        ),
+        case(
+            "keybag: KEKSalt of 15 bytes",
+            sc,
+            |d| edit_alice_crypto_user(d, |u| truncate_data(u, "KEKSalt", 15)),
+            DIAG,
+            1,
+            Error("salt or wrapped key of the wrong length"),
+        ),
+        case(
+            "keybag: WrappedVEK of 41 bytes",
+            sc,
+            |d| edit_keybag(d, |kb| truncate_data(kb, "WrappedVEK", 41)),
+            DIAG,
+            1,
+            Error("WrappedVEK is not 40 bytes"),
+        ),
+        case(
+            "keybag: KEKIterations 0",
+            sc,
+            |d| {
+                edit_alice_crypto_user(d, |u| {
+                    u.insert("KEKIterations".into(), Value::Integer(0.into()));
+                })
+            },
+            DIAG,
+            1,
+            Error("is malformed"),
+        ),
+        case(
+            "keybag: KEKIterations 10^12",
+            sc,
+            |d| {
+                edit_alice_crypto_user(d, |u| {
+                    u.insert(
+                        "KEKIterations".into(),
+                        Value::Integer(1_000_000_000_000u64.into()),
+                    );
+                })
+            },
+            DIAG,
+            1,
+            Error("is malformed"),
+        ),
+        case(
+            "keybag: unknown crypto-user type for alice",
+            sc,
+            |d| {
+                edit_alice_crypto_user(d, |u| {
+                    u.insert(
+                        "APFSCryptoUserType".into(),
+                        Value::String("Alien\u{1b}[2J".into()),
+                    );
+                })
+            },
+            RECONCILE,
+            5,
+            Error("alice is not a FileVault user of disk3s5"),
+        ),
+        case(
+            "keybag: no crypto users",
+            sc,
+            |d| {
+                edit_keybag(d, |kb| {
+                    kb.insert("CryptoUsers".into(), Value::Array(vec![]));
+                })
+            },
+            RECONCILE,
+            5,
+            Error("alice is not a FileVault user of disk3s5"),
+        ),
+        case(
+            "keybag: garbage",
+            sc,
+            |d| std::fs::write(keybag_path(d), b"<plist><dict><key>").unwrap(),
+            DIAG,
+            1,
+            Error("is malformed"),
+        ),
+        case(
+            "keybag: belongs to another volume",
+            sc,
+            |d| {
+                edit_keybag(d, |kb| {
+                    kb.insert(
+                        "APFSVolumeUUID".into(),
+                        Value::String("00000000-0000-0000-0000-000000000000".into()),
+                    );
+                })
+            },
+            DIAG,
+            1,
+            Error("APFSVolumeUUID does not match the volume"),
+        ),
+        case(
+            "keybag: a symlink",
+            sc,
+            |d| {
+                let p = keybag_path(d);
+                let real = p.with_extension("real");
+                std::fs::rename(&p, &real).unwrap();
+                std::os::unix::fs::symlink(&real, &p).unwrap();
+            },
+            DIAG,
+            5,
+            Error("is a symbolic link"),
+        ),
+    ]
+}
+
+fn diskutil_cases() -> Vec<Case> {
+    use Says::*;
+    let sc = "fv-old-login-new";
+    // Re-asserted here on `users` (tests/diskutil.rs checks volumes and diagnose).
+    let mk = |name, mode, msg| {
+        case(name, sc, nothing, &["users"], 1, Error(msg)).backend(Backend::Diskutil(mode))
+    };
+    vec![
+        mk("diskutil: prints garbage", "garbage", "not a property list"),
+        mk("diskutil: prints nothing", "empty", "not a property list"),
+        mk("diskutil: prints too much", "huge", "more than"),
+        mk("diskutil: killed by a signal", "kill", "killed by a signal"),
+        mk("diskutil: hangs", "hang", "did not answer within 1 s"),
+    ]
+}
+
+fn system_cases() -> Vec<Case> {
+    use Says::*;
+    let off = "filevault-off";
+    vec![
+        case(
+            "system: read-only Data volume at the record write",
+            off,
+            nothing,
+            RECONCILE,
+            6,
+            Error("Read-only file system (os error 30)"),
+        )
+        .env("FVSYNC_FAILPOINT", "record-write:erofs")
+        .hint("the volume is read-only")
+        .rolled_back(),
+        case(
+            "system: full disk at the record write",
+            off,
+            nothing,
+            RECONCILE,
+            6,
+            Error("No space left on device (os error 28)"),
+        )
+        .env("FVSYNC_FAILPOINT", "record-write:enospc")
+        .hint("the volume is full")
+        .rolled_back(),
+        case(
+            "journal: from another version",
+            off,
+            |d| write_journal(d, &journal_json(2)),
+            RECONCILE,
+            5,
+            Error("was written by a journal version 2 (this fvsync reads 1)"),
+        )
+        .hint("fvsync version that started it"),
+        case(
+            "journal: corrupt",
+            off,
+            |d| write_journal(d, "{\"fvsync_journal\": 1, \"user\": "),
+            RECONCILE,
+            1,
+            Error("not a journal fvsync can read"),
+        )
+        .hint("move it aside"),
+        case(
+            "journal: names another user",
+            off,
+            |d| write_journal(d, &journal_json(1).replace("\"alice\"", "\"bob\"")),
+            RECONCILE,
+            1,
+            Error("it names another user"),
+        ),
+        case(
+            "journal: a symlink",
+            off,
+            |d| {
+                write_journal(d, &journal_json(1));
+                let p = journal_path(d);
+                let real = p.with_extension("real");
+                std::fs::rename(&p, &real).unwrap();
+                std::os::unix::fs::symlink(&real, &p).unwrap();
+            },
+            RECONCILE,
+            5,
+            Error("is a symbolic link"),
+        ),
+        case(
+            "undo: no reconcile to undo",
+            off,
+            nothing,
+            &["undo", "--user", "alice", "--password-stdin", "--yes"],
+            5,
+            Error("no reconcile of alice to undo"),
+        ),
+        case(
+            "simulated Mac: unknown FormatVersion",
+            off,
+            |d| {
+                let p = d.join("SimulatedMac.plist");
+                let s = std::fs::read_to_string(&p).unwrap().replacen(
+                    "<integer>1</integer>",
+                    "<integer>7</integer>",
+                    1,
+                );
+                std::fs::write(p, s).unwrap();
+            },
+            DIAG,
+            1,
+            Error("FormatVersion 7"),
+        ),
+    ]
+}
+
+fn passwords_are_bytes_cases() -> Vec<Case> {
+    use Says::*;
+    // "Café": NFC (U+00E9) and NFD (e + U+0301) are different byte strings.
+    // The record is made for the NFC form; fvsync does not normalise.
+    let verify = &["verify", "--user", "alice", "--password-stdin"];
+    let setup = |d: &Path| alice_hash_for(d, "Caf\u{e9}-Passw0rd");
+    vec![
+        case(
+            "unicode: the NFC form the record was made for is accepted",
+            "filevault-off",
+            setup,
+            verify,
+            0,
+            Out("In sync: every secret accepts this password."),
+        )
+        .stdin("Caf\u{e9}-Passw0rd\n".as_bytes()),
+        case(
+            "unicode: the NFD form of the same text is rejected",
+            "filevault-off",
+            setup,
+            verify,
+            3,
+            Out("Out of sync: not every secret accepts this password."),
+        )
+        .stdin("Cafe\u{301}-Passw0rd\n".as_bytes()),
+    ]
+}
+
+fn run_case(c: &Case) {
+    let (_t, dir) = mac(c.scenario);
+    (c.setup)(&dir);
+    let before = snapshot(&dir);
+    let mut args: Vec<OsString> = match c.backend {
+        Backend::Sim => vec!["--simulate".into(), dir.clone().into_os_string()],
+        Backend::Diskutil(mode) => vec![
+            "--diskutil".into(),
+            diskutil_wrapper(&dir, mode).into_os_string(),
+            "--diskutil-timeout".into(),
+            "1".into(),
+        ],
+    };
+    args.extend(c.args.iter().cloned());
+    let mut cmd = fvsync();
+    cmd.args(&args).write_stdin(c.stdin.clone());
+    for (k, v) in &c.env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let name = c.name;
+    assert_eq!(
+        o.status.code(),
+        Some(c.code),
+        "{name}: exit code\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{name}: panic: {stderr}"
+    );
+    match c.says {
+        Says::Error(msg) => {
+            let line = stderr
+                .lines()
+                .find(|l| l.starts_with("fvsync: error: "))
+                .unwrap_or_else(|| panic!("{name}: no `fvsync: error:` line: {stderr}"));
+            assert!(line.contains(msg), "{name}: want {msg:?} in {line:?}");
+        }
+        Says::Out(msg) => assert!(stdout.contains(msg), "{name}: want {msg:?} in {stdout}"),
+        Says::Clap(msg) => {
+            assert!(stderr.starts_with("error: "), "{name}: {stderr}");
+            assert!(stderr.contains(msg), "{name}: want {msg:?} in {stderr}");
+        }
+    }
+    if let Some(h) = c.hint {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("fvsync: hint: "))
+            .unwrap_or_else(|| panic!("{name}: no hint: {stderr}"));
+        assert!(line.contains(h), "{name}: want hint {h:?} in {line:?}");
+    }
+    // Nothing from disk reaches the terminal raw: no escape, BEL or NUL.
+    for b in [0x1b_u8, 0x07, 0x00] {
+        assert!(
+            !o.stderr.contains(&b) && !o.stdout.contains(&b),
+            "{name}: a raw control byte {b:#04x} was printed"
+        );
+    }
+    // Short, readable errors even for huge inputs.
+    assert!(
+        stderr.len() < 2000,
+        "{name}: stderr is {} bytes",
+        stderr.len()
+    );
+
+    let mut after = snapshot(&dir);
+    let mut before = before;
+    if c.attempts {
+        before.remove("SecureEnclave.plist");
+        after.remove("SecureEnclave.plist");
+    }
+    if c.rolled_back {
+        let fvsync_own = |k: &str| {
+            k.starts_with("Volumes/disk3s5/private/var/db/fvsync")
+                || k.starts_with("Volumes/disk3s5/private/var/log")
+        };
+        for (k, v) in &before {
+            assert_eq!(after.get(k), Some(v), "{name}: {k} changed");
+        }
+        for k in after.keys() {
+            assert!(
+                before.contains_key(k) || fvsync_own(k),
+                "{name}: new file {k}"
+            );
+        }
+        let j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(journal_path(&dir)).unwrap()).unwrap();
+        assert_eq!(j["state"], "rolled-back", "{name}");
+        let log =
+            std::fs::read_to_string(data_root(&dir).join("private/var/log/fvsync.log")).unwrap();
+        assert!(log.contains("result=rolled-back"), "{name}: {log}");
+        assert!(
+            stderr.contains("every change was rolled back"),
+            "{name}: {stderr}"
+        );
+    } else {
+        assert_eq!(after, before, "{name}: files of the simulated Mac changed");
+    }
+}
+
+#[test]
+fn hostile_input_catalogue() {
+    let tables = [
+        ("records", record_cases()),
+        ("ShadowHashData", shadow_cases()),
+        ("names", name_cases()),
+        ("passwords", password_cases()),
+        ("unicode", passwords_are_bytes_cases()),
+        ("keybag", keybag_cases()),
+        ("diskutil", diskutil_cases()),
+        ("system and journal", system_cases()),
+    ];
+    let mut count = 0;
+    let mut names = std::collections::HashSet::new();
+    for (table, cases) in &tables {
+        for c in cases {
+            assert!(names.insert(c.name), "duplicate case name {}", c.name);
+            eprintln!("hostile: {}", c.name);
+            run_case(c);
+            count += 1;
+        }
+        eprintln!("hostile: {table}: {} cases passed", cases.len());
+    }
+    eprintln!("hostile-input catalogue: {count} cases passed");
+    assert!(count >= 40, "only {count} cases");
+}
+
+/// Library-level: the record loader refuses what the binary refuses, and the
+/// parsers refuse a 100 MB input by size before parsing it.
+#[test]
+fn record_loader_refuses_untrusted_files() {
+    let (_t, dir) = mac("filevault-off");
+    let p = record_path(&dir, "alice");
+    fvsync::record::load(&p, Some("alice")).unwrap();
+    std::os::unix::fs::chown(&p, Some(4242), None).unwrap();
+    let e = fvsync::record::load(&p, Some("alice")).unwrap_err();
+    assert_eq!(e.kind(), fvsync::error::ErrorKind::Refused);
+    std::os::unix::fs::chown(&p, Some(0), None).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o602)).unwrap();
+    let e = fvsync::record::load(&p, Some("alice")).unwrap_err();
+    assert_eq!(e.kind(), fvsync::error::ErrorKind::Refused);
+    let big = vec![0u8; fvsync::shadowhash::MAX_BLOB_LEN + 1];
+    assert!(fvsync::shadowhash::ShadowHash::parse(&big).is_err());
+}
