@@ -294,7 +294,7 @@ pub fn load(path: &Path, expected_name: Option<&str>) -> Result<UserRecord> {
 /// Short names of the `admin` group's members, when the group can be read.
 pub fn admin_members(root: &Path) -> Vec<String> {
     let path = root.join(GROUPS_DIR).join("admin.plist");
-    let Ok(bytes) = crate::fsio::read_capped(&path) else {
+    let Ok(bytes) = crate::fsio::read_trusted(&path) else {
         return Vec::new();
     };
     let Ok(rec) = UserRecord::parse(&bytes) else {
