@@ -927,13 +927,11 @@ fn apply(
         Err(e) if e.kind() == ErrorKind::Incomplete => {
             // Not known whether the step took effect: nothing to roll back with
             // confidence. The journal stays open; the next run finds out.
-            let _ = j.save(root);
-            let _ = journal::audit(
+            close_failed_run(
                 root,
+                &mut j,
                 &user,
                 &vol.device,
-                &j.run_id,
-                "reconcile",
                 &applied.done,
                 "incomplete",
             );
@@ -952,16 +950,7 @@ fn apply(
             } else {
                 "incomplete"
             };
-            let _ = j.save(root);
-            let _ = journal::audit(
-                root,
-                &user,
-                &vol.device,
-                &j.run_id,
-                "reconcile",
-                &applied.done,
-                result,
-            );
+            close_failed_run(root, &mut j, &user, &vol.device, &applied.done, result);
             match rolled_back {
                 Ok(()) => Err(Error::new(
                     ErrorKind::RolledBack,
@@ -1121,6 +1110,20 @@ fn apply_steps(
     }
     crate::failpoint::hit("after-verify")?;
     Ok(())
+}
+
+/// Records a run that stopped: saves the journal and appends the audit line.
+/// Best effort: the run's own error is what the user must see.
+fn close_failed_run(
+    root: &Path,
+    j: &mut Journal,
+    user: &str,
+    device: &str,
+    done: &[&str],
+    result: &str,
+) {
+    let _ = j.save(root);
+    let _ = journal::audit(root, user, device, &j.run_id, "reconcile", done, result);
 }
 
 /// A step whose outcome is unknown: exit 7, the journal stays open.
