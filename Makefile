@@ -151,8 +151,14 @@ fuzz-seeds:
 	$(CARGO) build --locked --features testing --bins
 	sh fuzz/make-seeds.sh target/debug/fvsync target/debug/fvsync-diskutil-emulator
 
-# Licences, banned crates and sources (deny.toml). The advisory check needs the
-# RustSec database from GitHub; run `cargo deny check advisories` where it is
-# reachable.
+# Licences, banned crates and sources (deny.toml); then known advisories, when
+# the RustSec database (cloned from GitHub) can be fetched. Where it cannot, the
+# advisory check is skipped with a message saying so, never silently.
+ADVISORY_DB ?= https://github.com/rustsec/advisory-db
 deny:
 	cargo deny check licenses bans sources
+	@if timeout 30 git ls-remote $(ADVISORY_DB) HEAD >/dev/null 2>&1; then \
+	  cargo deny check advisories; \
+	else \
+	  echo "fvsync: SKIPPED: cargo deny check advisories: the RustSec advisory database ($(ADVISORY_DB)) cannot be fetched from this machine" >&2; \
+	fi

@@ -4,7 +4,10 @@
 //!
 //! The library never prints or exits except through [`output`]; `main` parses
 //! the command line, calls [`cli::run`] and maps errors to exit codes.
-#![forbid(unsafe_code)]
+//!
+//! `unsafe` is denied everywhere but in [`memlock`], whose two calls (mlock and
+//! munlock) are explained there and in docs/security.md.
+#![deny(unsafe_code)]
 
 pub mod checks;
 pub mod cli;
@@ -18,6 +21,7 @@ pub mod fsio;
 pub mod journal;
 pub mod keychain;
 pub mod listing;
+pub mod memlock;
 pub mod output;
 pub mod platform;
 pub mod record;

@@ -26,7 +26,13 @@ fn main() -> ExitCode {
         }
     };
     let mut ui = fvsync::output::Ui::stdio(cli.json);
-    let code = match fvsync::cli::run(cli, &mut ui) {
+    let result = fvsync::cli::run(cli, &mut ui);
+    if let Some(why) = fvsync::memlock::failure() {
+        ui.warn(&format!(
+            "could not lock the passwords' memory against swapping ({why}); they were still wiped after use"
+        ));
+    }
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             ui.error(&e);

@@ -2,8 +2,10 @@
 //! (a terminal prompt with echo off, or a line of standard input).
 //!
 //! A [`Password`] is zeroized on drop, has no `Debug`, `Display`, `Serialize` or
-//! `Clone`, and is compared in constant time. Nothing in this module (or anywhere
-//! else) builds one from argv or the environment.
+//! `Clone`, and is compared in constant time. Its bytes live in one heap buffer,
+//! allocated once at its final size (so no reallocation leaves a copy behind)
+//! and locked in RAM where the OS allows ([`crate::memlock`]). Nothing in this
+//! module (or anywhere else) builds one from argv or the environment.
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -13,15 +15,48 @@ use crate::error::{Error, ErrorKind};
 /// diskutil refuses passphrases longer than this many UTF-8 bytes.
 pub const MAX_PASSWORD_BYTES: usize = 127;
 
+/// A zeroizing buffer allocated once with a fixed capacity, whose pages are
+/// locked in RAM (where the OS allows) before any secret byte is written.
+struct LockedBuf {
+    // Declared first, so it is wiped and freed before the pages are unlocked.
+    bytes: Zeroizing<Vec<u8>>,
+    _pin: crate::memlock::Pinned,
+}
+
+impl LockedBuf {
+    fn with_capacity(capacity: usize) -> Self {
+        let bytes = Zeroizing::new(Vec::with_capacity(capacity.max(1)));
+        let pin = crate::memlock::pin(bytes.as_ptr(), bytes.capacity());
+        LockedBuf { bytes, _pin: pin }
+    }
+
+    fn from_slice(s: &[u8]) -> Self {
+        let mut buf = LockedBuf::with_capacity(s.len());
+        buf.bytes.extend_from_slice(s);
+        buf
+    }
+
+    /// Appends a byte unless the buffer is full (it never grows).
+    fn push(&mut self, b: u8) -> bool {
+        if self.bytes.len() < self.bytes.capacity() {
+            self.bytes.push(b);
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// A password as UTF-8 bytes, wiped from memory when dropped.
-pub struct Password(Zeroizing<Vec<u8>>);
+pub struct Password(LockedBuf);
 
 impl Password {
     /// Wraps bytes that were just read from a prompt or stdin, checking them.
     ///
     /// # Errors
     /// Empty, longer than 127 bytes, containing NUL, or not UTF-8.
-    fn from_entry(bytes: Zeroizing<Vec<u8>>, what: &str) -> Result<Self, Error> {
+    fn from_entry(buf: LockedBuf, what: &str) -> Result<Self, Error> {
+        let bytes = &buf.bytes;
         if bytes.is_empty() {
             return Err(Error::new(ErrorKind::Usage, format!("{what} is empty"))
                 .hint("type the password; an empty entry cancels"));
@@ -42,39 +77,40 @@ impl Password {
                 format!("{what} contains a NUL byte"),
             ));
         }
-        if std::str::from_utf8(&bytes).is_err() {
+        if std::str::from_utf8(bytes).is_err() {
             return Err(
                 Error::new(ErrorKind::Usage, format!("{what} is not valid UTF-8"))
                     .hint("set the terminal to UTF-8, or feed UTF-8 on standard input"),
             );
         }
-        Ok(Password(bytes))
+        Ok(Password(buf))
     }
 
     /// The password's UTF-8 bytes, for a key derivation or diskutil's stdin.
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        &self.0.bytes
     }
 
     /// Length in UTF-8 bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.bytes.len()
     }
 
     /// Always false: an empty password cannot be built.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.bytes.is_empty()
     }
 
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &Password) -> bool {
-        self.0.len() == other.0.len() && bool::from(self.0.as_slice().ct_eq(other.0.as_slice()))
+        let (a, b) = (self.expose(), other.expose());
+        a.len() == b.len() && bool::from(a.ct_eq(b))
     }
 
     /// Builds a password in tests (and in the test-only emulator).
     #[cfg(any(test, feature = "testing"))]
     pub fn for_tests(s: &str) -> Self {
-        Password(Zeroizing::new(s.as_bytes().to_vec()))
+        Password(LockedBuf::from_slice(s.as_bytes()))
     }
 }
 
@@ -146,15 +182,16 @@ impl PasswordSource for TerminalSource {
     }
 
     fn read(&mut self, which: Which, user: &str) -> Result<Password, Error> {
-        let line = rpassword::prompt_password(which.prompt(user)).map_err(|e| {
+        // rpassword returns a String (its own reading buffer is wiped). Copy
+        // it into a locked buffer at once and wipe the String.
+        let line = Zeroizing::new(rpassword::prompt_password(which.prompt(user)).map_err(|e| {
             Error::new(ErrorKind::Usage, format!("cannot read the terminal: {e}"))
                 .hint("run fvsync in Terminal, or pass --password-stdin and feed the passwords")
-        })?;
-        let bytes = Zeroizing::new(line.into_bytes());
-        if bytes.is_empty() {
+        })?);
+        if line.is_empty() {
             return Err(Error::new(ErrorKind::Usage, "cancelled: empty entry"));
         }
-        Password::from_entry(bytes, which.label())
+        Password::from_entry(LockedBuf::from_slice(line.as_bytes()), which.label())
     }
 
     fn interactive(&self) -> bool {
@@ -206,8 +243,9 @@ impl<R: std::io::Read> StdinSource<R> {
 
 impl<R: std::io::Read> PasswordSource for StdinSource<R> {
     fn read(&mut self, which: Which, _user: &str) -> Result<Password, Error> {
-        // Allocated at its final size: growing would leave unwiped copies behind.
-        let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+        // Allocated at its final size (growing would leave unwiped copies
+        // behind) and locked before the first byte is read.
+        let mut buf = LockedBuf::with_capacity(4096);
         // Read at most a little more than the limit; a longer line is refused, not buffered.
         let mut byte = [0u8; 1];
         loop {
@@ -217,9 +255,8 @@ impl<R: std::io::Read> PasswordSource for StdinSource<R> {
                     if byte[0] == b'\n' {
                         break;
                     }
-                    if buf.len() < 4096 {
-                        buf.push(byte[0]);
-                    }
+                    // A longer line is cut here and refused below as too long.
+                    let _ = buf.push(byte[0]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -230,10 +267,10 @@ impl<R: std::io::Read> PasswordSource for StdinSource<R> {
                 }
             }
         }
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
+        if buf.bytes.last() == Some(&b'\r') {
+            buf.bytes.pop();
         }
-        if buf.is_empty() {
+        if buf.bytes.is_empty() {
             return Err(Error::new(
                 ErrorKind::Usage,
                 format!("{} is missing from standard input", which.label()),

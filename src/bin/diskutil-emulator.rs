@@ -9,6 +9,8 @@
 //! (tests put that behind a wrapper script given to `fvsync --diskutil`).
 //! Modes for hostile tests: `hang`, `kill`, `garbage`, `empty`, `huge`.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,169 @@
+//! Memory locking (issue 6, docs/security.md): the pages that hold passwords
+//! are locked in RAM while the passwords live, and unlocked after; a failure to
+//! lock is a warning, not an error. The kernel's own count (`VmLck` in
+//! /proc/<pid>/status) is the independent check. Linux only.
+#![cfg(all(feature = "testing", target_os = "linux"))]
+
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use fvsync::secret::{PasswordSource, StdinSource, Which};
+
+/// Locked memory of a process, in kB, as the kernel reports it.
+fn vmlck_kb(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmLck:"))
+        .expect("VmLck in /proc/<pid>/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The only in-process test of this file (the others run fvsync as a child),
+/// so nothing else in this process locks or unlocks memory meanwhile.
+#[test]
+fn password_pages_are_locked_while_the_password_lives() {
+    let before = vmlck_kb("self");
+    assert_eq!(fvsync::memlock::locked_pages(), 0);
+    let mut src = StdinSource::new(&b"first-secret\nsecond-secret\n"[..]);
+    let a = src.read(Which::Old, "alice").unwrap();
+    assert!(fvsync::memlock::locked_pages() >= 1);
+    assert!(
+        vmlck_kb("self") >= before + 4,
+        "the kernel sees no locked page"
+    );
+    let b = src.read(Which::New, "alice").unwrap();
+    // Dropping one password must not unlock a page the other still uses.
+    drop(a);
+    assert!(fvsync::memlock::locked_pages() >= 1);
+    assert!(vmlck_kb("self") >= before + 4);
+    assert_eq!(b.expose(), b"second-secret");
+    drop(b);
+    assert_eq!(fvsync::memlock::locked_pages(), 0);
+    assert_eq!(vmlck_kb("self"), before, "a page stayed locked");
+    assert_eq!(fvsync::memlock::failure(), None);
+}
+
+/// The `read` system call's number, as /proc/<pid>/syscall shows it.
+#[cfg(target_arch = "x86_64")]
+const SYS_READ: &str = "0";
+#[cfg(target_arch = "aarch64")]
+const SYS_READ: &str = "63";
+
+/// Runs `verify` with its one password held back. Once the child is blocked in
+/// read(0, ...) waiting for it (the kernel's /proc/<pid>/syscall says so), reads
+/// the child's locked memory; then sends the password and returns both.
+fn verify_waiting(dir: &std::path::Path, env: &[(&str, &str)]) -> (u64, std::process::Output) {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("fvsync"));
+    c.args(["--simulate", dir.to_str().unwrap()])
+        .args(["verify", "--user", "alice", "--password-stdin"])
+        .env_remove("FVSYNC_FAILPOINT")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let pid = child.id().to_string();
+    let waiting = format!("{SYS_READ} 0x0 ");
+    let mut blocked = false;
+    // A guard against a hang, not a timing: poll every 20 ms, give up after 60 s.
+    for _ in 0..3000 {
+        let sc = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if sc.starts_with(&waiting) {
+            blocked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(blocked, "fvsync never waited on standard input");
+    let locked = vmlck_kb(&pid);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{NEW}\n").as_bytes()).unwrap();
+    drop(stdin);
+    (locked, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_running_fvsync_holds_the_password_locked() {
+    let (_t, dir) = mac("in-sync");
+    let (locked, out) = verify_waiting(&dir, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(locked >= 4, "fvsync waited with no locked page");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("could not lock"), "{stderr}");
+}
+
+#[test]
+fn a_failure_to_lock_is_a_warning_not_an_error() {
+    let (_t, dir) = mac("in-sync");
+    let (locked, out) = verify_waiting(&dir, &[("FVSYNC_FAILPOINT", "mlock:error")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(locked, 0, "the failpoint did not stop the lock");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("fvsync: warning: could not lock the passwords' memory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(NEW), "the warning carries the password");
+    // Output otherwise as a normal run: the check passed.
+    let normal = cmd(
+        &dir,
+        &["verify", "--user", "alice", "--password-stdin"],
+        &[NEW],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), normal.stdout);
+}
+
+/// `unsafe` lives in src/memlock.rs only; every other source file is free of it
+/// and the crate denies it (the binaries forbid it).
+#[test]
+fn unsafe_code_is_confined_to_memlock() {
+    fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, files);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    walk(&root.join("src"), &mut files);
+    assert!(files.len() > 10);
+    let mut blocks = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let n = code.matches("unsafe {").count()
+            + code.matches("unsafe fn").count()
+            + code.matches("unsafe impl").count()
+            + code.matches("allow(unsafe_code)").count();
+        if f.ends_with("src/memlock.rs") {
+            blocks = code.matches("unsafe {").count();
+        } else {
+            assert_eq!(n, 0, "{} uses unsafe", f.display());
+        }
+    }
+    assert_eq!(
+        blocks, 2,
+        "memlock.rs should hold exactly mlock and munlock"
+    );
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("#![deny(unsafe_code)]"));
+    for bin in ["src/main.rs", "src/bin/diskutil-emulator.rs"] {
+        let text = std::fs::read_to_string(root.join(bin)).unwrap();
+        assert!(text.contains("#![forbid(unsafe_code)]"), "{bin}");
+    }
+}
