@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_DIR ?= target/demo-mac
 
-.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb bench
+.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb bench bench-kdf
 
 all: build
 
@@ -46,6 +46,10 @@ fmt:
 bench:
 	$(CARGO) build --locked --release --bin fvsync
 	$(CARGO) run --locked --release --example bench -- target/release/fvsync
+
+# Sections 1 and 2 of the benchmark only (the key derivations), in seconds.
+bench-kdf:
+	$(CARGO) run --locked --release --example bench -- --kdf-only
 
 # Man pages and shell completions, generated from the command-line definition.
 docs:

@@ -10,7 +10,9 @@
 //! 5. `users` over 10, 1,000 and 10,000 users;
 //! 6. `fvsync --version` start-up, and the release binaries' sizes.
 //!
-//! Usage: `cargo run --release --example bench -- [path/to/fvsync]`
+//! Usage: `cargo run --release --example bench -- [path/to/fvsync] [--kdf-only]`
+//! (`--kdf-only`: sections 1 and 2 only, printed and written to
+//! `bench/kdf.json`; `make bench-kdf`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -130,9 +132,11 @@ fn add_users(dir: &Path, n: usize) {
 }
 
 fn main() {
+    let kdf_only = std::env::args().any(|a| a == "--kdf-only");
     let bin = PathBuf::from(
         std::env::args()
-            .nth(1)
+            .skip(1)
+            .find(|a| !a.starts_with("--"))
             .unwrap_or_else(|| "target/release/fvsync".into()),
     );
     let cores = std::thread::available_parallelism()
@@ -148,6 +152,10 @@ fn main() {
     let mut buf = [0u8; 128];
     let f512 = best_of(5, || {
         crypto::pbkdf2_sha512(PW, &[b'x'; 32], it512, &mut buf)
+    });
+    let mut buf64 = [0u8; 64];
+    let one512 = best_of(5, || {
+        crypto::pbkdf2_sha512(PW, &[b'x'; 32], it512, &mut buf64)
     });
     let o512 = openssl("sha512", 32, it512, 128);
     let r512 = compress512_rate();
@@ -179,13 +187,17 @@ fn main() {
         "  2-core limit (blocks in parallel)".into(),
         format!("{:.1} ms", ms(par512)),
     ));
+    rows.push((
+        "  fvsync, one 64-byte block (one chain)".into(),
+        format!("{:.1} ms", ms(one512)),
+    ));
     out.insert(
         "pbkdf2_sha512_128".into(),
         json!({
             "iterations": it512, "fvsync_ms": ms(f512), "openssl_ms": o512.map(ms),
             "ratio_vs_openssl": o512.map(|o| f512.as_secs_f64() / o.as_secs_f64()),
             "single_core_limit_ms": ms(limit512), "parallel_limit_ms": ms(par512),
-            "compress512_per_s": r512,
+            "compress512_per_s": r512, "one_block_ms": ms(one512),
         }),
     );
 
@@ -228,6 +240,11 @@ fn main() {
             "single_core_limit_ms": ms(limit256),
         }),
     );
+
+    if kdf_only {
+        finish(&rows, &bin, out, "bench/kdf.json");
+        return;
+    }
 
     // 3. SRP verifier.
     let srp = best_of(3, || {
@@ -343,15 +360,22 @@ fn main() {
     out.insert("sizes_bytes".into(), serde_json::Value::Object(sizes));
     let _ = std::fs::remove_dir_all(&work);
 
+    finish(&rows, &bin, out, "bench/results.json");
+}
+
+/// Prints the table and writes the JSON document.
+fn finish(
+    rows: &[(String, String)],
+    bin: &Path,
+    out: serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) {
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    for (k, v) in &rows {
+    for (k, v) in rows {
         println!("{k:<width$}  {v}");
     }
     let _ = std::fs::create_dir_all("bench");
     let doc = json!({"version": 1, "binary": bin, "results": out});
-    let _ = std::fs::write(
-        "bench/results.json",
-        serde_json::to_vec_pretty(&doc).unwrap_or_default(),
-    );
-    println!("\nwrote bench/results.json");
+    let _ = std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap_or_default());
+    println!("\nwrote {path}");
 }
