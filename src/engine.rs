@@ -107,10 +107,13 @@ fn observe(
         let unlock = vol.locked;
         // When the volume is already readable (unlocked earlier in this Recovery
         // session, or a normal boot), a journal may say FileVault was already
-        // changed to NEW: then NEW is the likely one, and trying it first saves
-        // a failed attempt on a re-run.
-        let new_first =
-            new_first || (!unlock && filevault_changed_before(ctx.p, &vol, &target.user));
+        // changed by a run with this same OLD: then NEW is the likely one, and
+        // trying it first saves a failed attempt on a re-run. A journal of a
+        // run with another OLD (the password has changed again since) says
+        // nothing about this pair: OLD first, as always.
+        let new_first = new_first
+            || (!unlock
+                && old.is_some_and(|old| filevault_changed_before(ctx.p, &vol, &target.user, old)));
         ctx.ui.progress("checking the FileVault password...");
         let r = match old {
             Some(old) => {
@@ -546,12 +549,21 @@ pub fn verify(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
 
 /// True when the user's journal on a readable volume records a FileVault change
 /// to NEW that was not undone or rolled back.
-fn filevault_changed_before(p: &dyn Platform, vol: &crate::platform::Volume, user: &str) -> bool {
+/// Whether this user's journal records a FileVault change made by a run whose
+/// OLD was `old` (checked offline against the journal's verifier; no verifier,
+/// no match).
+fn filevault_changed_before(
+    p: &dyn Platform,
+    vol: &crate::platform::Volume,
+    user: &str,
+    old: &Password,
+) -> bool {
     let Ok(root) = p.files(vol) else { return false };
     match Journal::load(&root, user) {
         Ok(Some(j)) => {
             matches!(j.state, State::Open | State::Done)
                 && j.steps.iter().any(|s| s.step == "filevault" && s.done)
+                && verifier_accepts(&root, &j, old) == Some(true)
         }
         _ => false,
     }

@@ -149,3 +149,37 @@ fn a_rerun_in_the_same_session_tries_new_first() {
     assert_eq!(v["filevault_attempts"]["used"], 1);
     assert_eq!(failed_attempts(&dir), 0);
 }
+
+#[test]
+fn a_done_journal_of_another_old_does_not_put_new_first() {
+    // Same session, but the directory password changed again after a finished
+    // reconcile: the new pair is (previous NEW, a third password). The journal's
+    // FileVault change was made with another OLD, so it says nothing about this
+    // pair: OLD (the previous NEW) is tried first and accepted; no failed attempt.
+    let (_t, dir) = mac("all-old");
+    let w = dir.parent().unwrap().join("diskutil");
+    let args = [
+        "--diskutil",
+        w.to_str().unwrap(),
+        "--json",
+        "reconcile",
+        "--user",
+        "alice",
+        "--password-stdin",
+        "--yes",
+    ];
+    let o = run(&args, &format!("{OLD}\n{NEW}\n"));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let third = "Third-Passw0rd!";
+    let o = run(&args, &format!("{NEW}\n{third}\n"));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["filevault_attempts"]["failed"], 0, "{v}");
+    assert_eq!(failed_attempts(&dir), 0);
+    // An independent check: FileVault, the login hash and the keychain now
+    // accept the third password.
+    assert!(fv_accepts(&dir, ALICE_UUID, third), "{v}");
+    assert!(!fv_accepts(&dir, ALICE_UUID, NEW));
+    assert_eq!(login_accepts(&dir, "alice", third), (true, true));
+    assert!(keychain_accepts(&dir, "alice", third));
+}
