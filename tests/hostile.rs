@@ -392,6 +392,33 @@ fn record_cases() -> Vec<Case> {
             Error("is a symbolic link"),
         ),
         case(
+            "record: the users folder is a symlink (never followed)",
+            off,
+            |d| {
+                let users = record_path(d, "alice").parent().unwrap().to_path_buf();
+                let real = users.with_file_name("users-real");
+                std::fs::rename(&users, &real).unwrap();
+                std::os::unix::fs::symlink(&real, &users).unwrap();
+            },
+            RECONCILE,
+            5,
+            Error("is a symbolic link; fvsync never follows links"),
+        ),
+        case(
+            "keychain: the Keychains folder is a symlink (never followed)",
+            off,
+            |d| {
+                let kc = keychain_path(d, "alice").parent().unwrap().to_path_buf();
+                let real = kc.with_file_name("Keychains-elsewhere");
+                std::fs::rename(&kc, &real).unwrap();
+                std::os::unix::fs::symlink(&real, &kc).unwrap();
+            },
+            RECONCILE,
+            5,
+            Error("is a symbolic link; fvsync never follows links"),
+        )
+        .hint("tampered"),
+        case(
             "record: owned by another user (uid 4242)",
             off,
             |d| std::os::unix::fs::chown(record_path(d, "alice"), Some(4242), Some(4242)).unwrap(),
