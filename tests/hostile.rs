@@ -128,18 +128,13 @@ fn journal_json(version: u32) -> String {
 
 /// A wrapper that runs the emulated diskutil over the Mac in a misbehaving mode.
 fn diskutil_wrapper(dir: &Path, mode: &str) -> PathBuf {
+    // A link named diskutil-<mode>: the emulator takes the Mac, its state and
+    // the mode from the link's path (no script to write, so no ETXTBSY).
     let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
     let w = dir.parent().unwrap().join(format!("diskutil-{mode}"));
-    std::fs::write(
-        &w,
-        format!(
-            "#!/bin/sh\nexec '{emu}' --sim '{}' --state '{}' --mode {mode} \"$@\"\n",
-            dir.display(),
-            dir.parent().unwrap().join("emu").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(dir.file_name().unwrap(), "mac");
+    let _ = std::fs::remove_file(&w);
+    std::os::unix::fs::symlink(emu, &w).unwrap();
     w
 }
 

@@ -5,8 +5,12 @@
 //! passphrase framing fvsync chose, and records every argv and environment it
 //! receives (never stdin) so tests can prove no passphrase reached them.
 //!
-//! Usage: `fvsync-diskutil-emulator --sim DIR --state STATE [--mode M] VERB...`
-//! (tests put that behind a wrapper script given to `fvsync --diskutil`).
+//! Usage: `fvsync-diskutil-emulator --sim DIR --state STATE [--mode M] VERB...`,
+//! or through a symbolic link named `diskutil` (or `diskutil-<mode>`) in a
+//! folder `F`: then `--sim F/mac --state F/emu [--mode <mode>]` are implied.
+//! Tests give `fvsync --diskutil` such a link: a link is never a file being
+//! written, so running it cannot fail with "Text file busy" (ETXTBSY) the way a
+//! freshly written wrapper script can while another test thread forks.
 //! Modes for hostile tests: `hang`, `kill`, `garbage`, `empty`, `huge`.
 
 #![forbid(unsafe_code)]
@@ -21,7 +25,14 @@ use fvsync::sim::SimMac;
 use plist::{Dictionary, Value};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv = std::env::args();
+    let argv0 = argv.next().unwrap_or_default();
+    let mut args: Vec<String> = argv.collect();
+    if !args.iter().any(|a| a == "--sim") {
+        let mut implied = implied_by_name(Path::new(&argv0));
+        implied.append(&mut args);
+        args = implied;
+    }
     let code = match run(&args) {
         Ok(code) => code,
         Err(msg) => {
@@ -30,6 +41,33 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The options a link named `diskutil` or `diskutil-<mode>` stands for.
+fn implied_by_name(argv0: &Path) -> Vec<String> {
+    let (Some(name), Some(dir)) = (argv0.file_name().and_then(|n| n.to_str()), argv0.parent())
+    else {
+        return Vec::new();
+    };
+    let mode = match name.strip_prefix("diskutil") {
+        Some("") => None,
+        Some(rest) => match rest.strip_prefix('-') {
+            Some(m) => Some(m.to_string()),
+            None => return Vec::new(),
+        },
+        None => return Vec::new(),
+    };
+    let mut v = vec![
+        "--sim".to_string(),
+        dir.join("mac").to_string_lossy().into_owned(),
+        "--state".to_string(),
+        dir.join("emu").to_string_lossy().into_owned(),
+    ];
+    if let Some(m) = mode {
+        v.push("--mode".into());
+        v.push(m);
+    }
+    v
 }
 
 fn take(args: &mut Vec<String>, flag: &str) -> Option<String> {

@@ -77,7 +77,7 @@ pub const TYPED: &[&str] = &[
     "Third-Passw0rd!",
 ];
 
-/// A fresh simulated Mac (fast iteration counts) in a temp dir, with a wrapper
+/// A fresh simulated Mac (fast iteration counts) in a temp dir, with a link
 /// that runs the emulated diskutil over it (`<tmp>/diskutil`, state in `<tmp>/emu`).
 pub fn mac(scenario: &str) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
@@ -96,17 +96,10 @@ pub fn mac(scenario: &str) -> (tempfile::TempDir, PathBuf) {
     );
     assert_eq!(o.code, Some(0), "sim create {scenario}: {}", o.stderr);
     if let Some(emu) = option_env!("CARGO_BIN_EXE_fvsync-diskutil-emulator") {
-        let wrapper = t.path().join("diskutil");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec '{emu}' --sim '{}' --state '{}' \"$@\"\n",
-                dir.display(),
-                t.path().join("emu").display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A link, not a wrapper script: the emulator reads `<tmp>/mac` and
+        // `<tmp>/emu` from the link's own path. Running a script written a moment
+        // ago can fail with ETXTBSY while another test thread forks.
+        std::os::unix::fs::symlink(emu, t.path().join("diskutil")).unwrap();
     }
     (t, dir)
 }
