@@ -148,20 +148,10 @@ fn a_crash_between_the_record_write_and_its_mark_is_settled() {
 fn an_unknown_filevault_outcome_is_exit_7_not_rolled_back() {
     // diskutil changes the passphrase, then hangs past the timeout.
     let (_t, dir) = mac("all-old");
+    // A link named diskutil-slow-change: the emulator takes the mode from it.
     let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
     let w = dir.parent().unwrap().join("diskutil-slow-change");
-    std::fs::write(
-        &w,
-        format!(
-            "#!/bin/sh\ncase \"$*\" in *changePassphrase*) '{emu}' --sim '{d}' --state '{s}' \"$@\"; sleep 5;; \
-             *) exec '{emu}' --sim '{d}' --state '{s}' \"$@\";; esac\n",
-            d = dir.display(),
-            s = dir.parent().unwrap().join("emu").display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(emu, &w).unwrap();
     let o = run(
         &[
             "--diskutil",

@@ -11,7 +11,8 @@
 //! Tests give `fvsync --diskutil` such a link: a link is never a file being
 //! written, so running it cannot fail with "Text file busy" (ETXTBSY) the way a
 //! freshly written wrapper script can while another test thread forks.
-//! Modes for hostile tests: `hang`, `kill`, `garbage`, `empty`, `huge`.
+//! Modes for hostile tests: `hang`, `kill`, `garbage`, `empty`, `huge`, and
+//! `slow-change` (changePassphrase works, then hangs).
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +41,15 @@ fn main() {
             1
         }
     };
+    // Mode `slow-change`: changePassphrase does its work, then diskutil hangs
+    // before it exits (fvsync's timeout fires: the outcome is unknown to it).
+    let slow = args
+        .windows(2)
+        .any(|w| w[0] == "--mode" && w[1] == "slow-change");
+    if slow && args.iter().any(|a| a == "changePassphrase") {
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
     std::process::exit(code);
 }
 
