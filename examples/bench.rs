@@ -242,6 +242,7 @@ fn main() {
     );
 
     if kdf_only {
+        let _ = std::fs::remove_dir_all(&work);
         finish(&rows, &bin, out, "bench/kdf.json");
         return;
     }

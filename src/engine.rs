@@ -547,11 +547,10 @@ pub fn verify(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<u8> {
     Ok(code)
 }
 
-/// True when the user's journal on a readable volume records a FileVault change
-/// to NEW that was not undone or rolled back.
-/// Whether this user's journal records a FileVault change made by a run whose
-/// OLD was `old` (checked offline against the journal's verifier; no verifier,
-/// no match).
+/// Whether this user's journal, on a readable volume, records a FileVault
+/// change to NEW (not undone or rolled back) made by a run whose OLD was `old`
+/// (checked offline against the journal's verifier; no verifier, no match: then
+/// OLD is tried first, which may cost one failed attempt but never a guess).
 fn filevault_changed_before(
     p: &dyn Platform,
     vol: &crate::platform::Volume,

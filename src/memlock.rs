@@ -28,15 +28,17 @@ static PAGES: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
 /// Why the first lock failed.
 static FAILURE: OnceLock<String> = OnceLock::new();
 
-fn page_size() -> usize {
-    static SIZE: OnceLock<usize> = OnceLock::new();
+/// The page size, or None when the system does not say (then nothing is
+/// locked: a guess smaller than the real page would make one buffer's unlock
+/// release its neighbours' pages).
+fn page_size() -> Option<usize> {
+    static SIZE: OnceLock<Option<usize>> = OnceLock::new();
     *SIZE.get_or_init(|| {
         nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
             .ok()
             .flatten()
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| n.is_power_of_two())
-            .unwrap_or(4096)
     })
 }
 
@@ -48,7 +50,8 @@ pub struct Pinned {
 }
 
 /// Locks the pages that cover `len` bytes from `addr`, the allocation of a
-/// buffer that will not move while the guard lives (a `Vec` that never grows).
+/// buffer that will not move or be freed while the guard lives (a `Vec` that
+/// never grows; see `secret::LockedBuf`).
 pub fn pin(addr: *const u8, len: usize) -> Pinned {
     let mut pinned = Pinned { pages: Vec::new() };
     if len == 0 || addr.is_null() {
@@ -58,7 +61,10 @@ pub fn pin(addr: *const u8, len: usize) -> Pinned {
         remember_failure("injected failure (failpoint mlock)".to_string());
         return pinned;
     }
-    let size = page_size();
+    let Some(size) = page_size() else {
+        remember_failure("the page size is unknown".to_string());
+        return pinned;
+    };
     let start = addr as usize & !(size - 1);
     let end = (addr as usize).saturating_add(len);
     let mut map = PAGES.lock().unwrap_or_else(PoisonError::into_inner);
@@ -76,10 +82,9 @@ pub fn pin(addr: *const u8, len: usize) -> Pinned {
                     map.insert(page, 1);
                     pinned.pages.push(page);
                 }
-                Err(e) => {
-                    remember_failure(format!("mlock: {}", e.desc()));
-                    break;
-                }
+                // Go on: later pages may already be locked for another
+                // buffer and must be counted for this one too.
+                Err(e) => remember_failure(format!("mlock: {}", e.desc())),
             }
         }
         page += size;
@@ -92,7 +97,7 @@ impl Drop for Pinned {
         if self.pages.is_empty() {
             return;
         }
-        let size = page_size();
+        let Some(size) = page_size() else { return };
         let mut map = PAGES.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(map) = map.as_mut() else { return };
         for page in self.pages.drain(..) {
@@ -103,9 +108,9 @@ impl Drop for Pinned {
             if *count == 0 {
                 map.remove(&page);
                 if let Some(ptr) = NonNull::new(page as *mut c_void) {
-                    // SAFETY: as for mlock; munlock changes paging only. If the
-                    // page was freed meanwhile, the kernel refuses or unlocks a
-                    // page nobody else locked through this map.
+                    // SAFETY: as for mlock; munlock changes paging only. The
+                    // buffer is still allocated (LockedBuf unpins before it
+                    // frees), and no other guard counts this page.
                     let _ = unsafe { nix::sys::mman::munlock(ptr, size) };
                 }
             }
@@ -123,6 +128,7 @@ pub fn failure() -> Option<&'static str> {
 }
 
 /// Number of pages this module holds locked (for tests).
+#[doc(hidden)]
 pub fn locked_pages() -> usize {
     PAGES
         .lock()

@@ -17,19 +17,23 @@ pub const MAX_PASSWORD_BYTES: usize = 127;
 
 /// A zeroizing buffer allocated once with a fixed capacity, whose pages are
 /// locked in RAM (where the OS allows) before any secret byte is written.
+/// On drop: wiped, then its pages unlocked, then freed.
 struct LockedBuf {
-    // Declared first, so it is wiped and freed before the pages are unlocked.
     bytes: Zeroizing<Vec<u8>>,
-    _pin: crate::memlock::Pinned,
+    pin: Option<crate::memlock::Pinned>,
 }
 
 impl LockedBuf {
     fn with_capacity(capacity: usize) -> Self {
         let bytes = Zeroizing::new(Vec::with_capacity(capacity.max(1)));
         let pin = crate::memlock::pin(bytes.as_ptr(), bytes.capacity());
-        LockedBuf { bytes, _pin: pin }
+        LockedBuf {
+            bytes,
+            pin: Some(pin),
+        }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     fn from_slice(s: &[u8]) -> Self {
         let mut buf = LockedBuf::with_capacity(s.len());
         buf.bytes.extend_from_slice(s);
@@ -44,6 +48,37 @@ impl LockedBuf {
         } else {
             false
         }
+    }
+}
+
+impl Drop for LockedBuf {
+    fn drop(&mut self) {
+        // Wipe while the pages are still locked and still ours; unlock; the
+        // (already wiped) Vec is freed after this.
+        zeroize::Zeroize::zeroize(&mut *self.bytes);
+        drop(self.pin.take());
+    }
+}
+
+/// Secret bytes that are not a typed password (the stdin fvsync writes to
+/// diskutil): the same locked, zeroizing, fixed-size buffer as a [`Password`],
+/// with no `Debug`, `Display` or `Clone`.
+pub struct SecretBytes(LockedBuf);
+
+impl SecretBytes {
+    /// The concatenation of `parts`, in one buffer allocated at its final size.
+    pub fn concat(parts: &[&[u8]]) -> Self {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mut buf = LockedBuf::with_capacity(len);
+        for p in parts {
+            buf.bytes.extend_from_slice(p);
+        }
+        SecretBytes(buf)
+    }
+
+    /// The bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0.bytes
     }
 }
 
@@ -170,8 +205,63 @@ pub trait PasswordSource {
     fn confirm(&mut self, question: &str) -> Result<bool, Error>;
 }
 
-/// Reads passwords from the terminal with echo off (rpassword reads `/dev/tty`).
+/// Reads passwords from the terminal (`/dev/tty`) with echo off.
 pub struct TerminalSource;
+
+/// Puts the terminal's saved settings back when dropped (also on an error).
+struct EchoGuard<'a> {
+    tty: &'a std::fs::File,
+    saved: nix::sys::termios::Termios,
+}
+
+impl Drop for EchoGuard<'_> {
+    fn drop(&mut self) {
+        let _ =
+            nix::sys::termios::tcsetattr(self.tty, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Shows `prompt` on the terminal and reads one line with echo off, byte by
+/// byte, straight into a locked buffer allocated once (4 KiB): no other copy
+/// of the typed bytes is made in fvsync's memory. The terminal stays in
+/// canonical mode, so its line editing (erase, kill) works as at any prompt;
+/// `ECHONL` echoes the final newline so the next output starts on a new line.
+fn read_tty_line(prompt: &str) -> std::io::Result<LockedBuf> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    use std::io::Write;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = tcgetattr(&tty).map_err(std::io::Error::from)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags &= !(LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ECHOK);
+    quiet.local_flags |= LocalFlags::ECHONL | LocalFlags::ICANON;
+    let mut w = &tty;
+    w.write_all(prompt.as_bytes())?;
+    w.flush()?;
+    tcsetattr(&tty, SetArg::TCSANOW, &quiet).map_err(std::io::Error::from)?;
+    let _guard = EchoGuard { tty: &tty, saved };
+    let mut buf = LockedBuf::with_capacity(4096);
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&tty), &mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            // A longer line is cut here and refused as too long.
+            Ok(_) => {
+                let _ = buf.push(byte[0]);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    zeroize::Zeroize::zeroize(&mut byte);
+    if buf.bytes.last() == Some(&b'\r') {
+        buf.bytes.pop();
+    }
+    Ok(buf)
+}
 
 impl PasswordSource for TerminalSource {
     fn notice(&mut self, message: &str) {
@@ -182,16 +272,14 @@ impl PasswordSource for TerminalSource {
     }
 
     fn read(&mut self, which: Which, user: &str) -> Result<Password, Error> {
-        // rpassword returns a String (its own reading buffer is wiped). Copy
-        // it into a locked buffer at once and wipe the String.
-        let line = Zeroizing::new(rpassword::prompt_password(which.prompt(user)).map_err(|e| {
+        let buf = read_tty_line(&which.prompt(user)).map_err(|e| {
             Error::new(ErrorKind::Usage, format!("cannot read the terminal: {e}"))
                 .hint("run fvsync in Terminal, or pass --password-stdin and feed the passwords")
-        })?);
-        if line.is_empty() {
+        })?;
+        if buf.bytes.is_empty() {
             return Err(Error::new(ErrorKind::Usage, "cancelled: empty entry"));
         }
-        Password::from_entry(LockedBuf::from_slice(line.as_bytes()), which.label())
+        Password::from_entry(buf, which.label())
     }
 
     fn interactive(&self) -> bool {

@@ -1,7 +1,8 @@
 //! fvsync in a real pseudo-terminal (tmux): the prompts say which password is
 //! wanted, typed passwords appear nowhere on screen, a mismatched NEW is asked
 //! again without a FileVault attempt, the plan is confirmed before any write,
-//! and Ctrl-C at any prompt leaves every file untouched.
+//! the terminal's line editing works at a password prompt, and Ctrl-C at any
+//! prompt leaves every file untouched and the terminal's echo back on.
 //!
 //! Needs tmux (`.ci/run` installs it); without it the tests say so and pass.
 
@@ -81,6 +82,14 @@ impl Session {
             .unwrap();
         Command::new("tmux")
             .args(["send-keys", "-t", &self.name, "Enter"])
+            .status()
+            .unwrap();
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
             .status()
             .unwrap();
     }
@@ -187,4 +196,37 @@ fn ctrl_c_at_any_prompt_changes_nothing() {
         );
         assert_eq!(tree(&dir), before, "Ctrl-C at {prompt:?} changed files");
     }
+}
+
+#[test]
+fn line_editing_works_and_ctrl_c_gives_the_echo_back() {
+    // fvsync reads the password itself, in canonical mode with echo off: the
+    // terminal's erase key (Backspace) edits the hidden line as anywhere else.
+    let (_t, dir) = mac("in-sync");
+    let Some(s) = Session::start(&dir, "verify --user alice") else {
+        return;
+    };
+    s.wait_for("password of alice to check:");
+    s.keys(&["-l", "New-Passw0rdZZ"]);
+    s.keys(&["BSpace", "BSpace"]);
+    s.keys(&["-l", "!"]);
+    s.keys(&["Enter"]);
+    let screen = s.wait_for("EXIT=");
+    assert!(
+        screen.contains("EXIT=0"),
+        "the edited line was not NEW:\n{screen}"
+    );
+    assert!(!screen.contains("New-Passw0rd"), "echoed:\n{screen}");
+    drop(s);
+
+    // Ctrl-C at the prompt: afterwards, what is typed is shown again.
+    let Some(s) = Session::start(&dir, "verify --user alice") else {
+        return;
+    };
+    s.wait_for("password of alice to check:");
+    s.ctrl_c();
+    let screen = s.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    s.keys(&["-l", "echo-is-back-42"]);
+    s.wait_for("echo-is-back-42");
 }

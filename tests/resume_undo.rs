@@ -156,8 +156,10 @@ fn an_unknown_filevault_outcome_is_exit_7_not_rolled_back() {
         &[
             "--diskutil",
             w.to_str().unwrap(),
+            // Long enough for the change itself on a loaded machine; the
+            // emulator then sleeps far longer.
             "--diskutil-timeout",
-            "2",
+            "10",
             "reconcile",
             "--user",
             "alice",

@@ -282,7 +282,7 @@ impl Platform for DiskutilMac {
             "-newStdinpassphrase",
         ];
         let stdin = runner::frame_two(old.expose(), new.expose());
-        let out = self.runner.run(&args, Some(&stdin))?;
+        let out = self.runner.run(&args, Some(stdin.expose()))?;
         match classify(&out) {
             Ok(Attempt::Accepted) => Ok(()),
             Ok(Attempt::Rejected) => Err(Error::new(

@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
 use crate::error::{Error, ErrorKind, Result};
 
 /// The default diskutil.
@@ -57,13 +55,8 @@ pub struct Runner {
 /// splitting of one stdin into two secrets is undocumented (macos.md §10.1);
 /// one line each is the framing this build uses, and the emulated diskutil
 /// accepts nothing else. See docs/diskutil.md for the fallback.
-pub fn frame_two(old: &[u8], new: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut v = Zeroizing::new(Vec::with_capacity(old.len() + new.len() + 2));
-    v.extend_from_slice(old);
-    v.push(b'\n');
-    v.extend_from_slice(new);
-    v.push(b'\n');
-    v
+pub fn frame_two(old: &[u8], new: &[u8]) -> crate::secret::SecretBytes {
+    crate::secret::SecretBytes::concat(&[old, b"\n", new, b"\n"])
 }
 
 impl Runner {
@@ -114,9 +107,10 @@ impl Runner {
         })?;
         let writer = match (stdin, child.stdin.take()) {
             (Some(data), Some(mut pipe)) => {
-                let data = Zeroizing::new(data.to_vec());
+                // The writer thread's own copy: locked and wiped like the original.
+                let data = crate::secret::SecretBytes::concat(&[data]);
                 Some(std::thread::spawn(move || {
-                    let _ = pipe.write_all(&data);
+                    let _ = pipe.write_all(data.expose());
                 }))
             }
             _ => None,
@@ -202,7 +196,10 @@ mod tests {
 
     #[test]
     fn framing_is_one_line_each() {
-        assert_eq!(&frame_two(b"old pw", b"new pw")[..], b"old pw\nnew pw\n");
+        assert_eq!(
+            frame_two(b"old pw", b"new pw").expose(),
+            b"old pw\nnew pw\n"
+        );
     }
 
     fn script(body: &str) -> (tempfile::TempDir, Runner) {
