@@ -118,11 +118,9 @@ fn diskutil_sees_a_fixed_environment_and_no_secret() {
         || v.contains("-newPassphrase")));
 }
 
-#[test]
-fn a_rerun_in_the_same_session_tries_new_first() {
-    // Through diskutil the volume stays unlocked between runs (one Recovery
-    // session): the second run reads the journal and spends no failed attempt.
-    let (_t, dir) = mac("all-old");
+/// `reconcile --json --yes` for alice through the emulated diskutil, whose
+/// volumes stay unlocked between runs (one Recovery session); must exit 0.
+fn reconcile_in_session(dir: &std::path::Path, old: &str, new: &str) -> serde_json::Value {
     let w = dir.parent().unwrap().join("diskutil");
     let args = [
         "--diskutil",
@@ -134,11 +132,18 @@ fn a_rerun_in_the_same_session_tries_new_first() {
         "--password-stdin",
         "--yes",
     ];
-    let o = run(&args, &format!("{OLD}\n{NEW}\n"));
+    let o = run(&args, &format!("{old}\n{new}\n"));
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let o = run(&args, &format!("{OLD}\n{NEW}\n"));
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    serde_json::from_str(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_rerun_in_the_same_session_tries_new_first() {
+    // Through diskutil the volume stays unlocked between runs (one Recovery
+    // session): the second run reads the journal and spends no failed attempt.
+    let (_t, dir) = mac("all-old");
+    reconcile_in_session(&dir, OLD, NEW);
+    let v = reconcile_in_session(&dir, OLD, NEW);
     assert_eq!(v["filevault_attempts"]["failed"], 0, "{v}");
     assert_eq!(v["filevault_attempts"]["used"], 1);
     assert_eq!(failed_attempts(&dir), 0);
@@ -151,23 +156,9 @@ fn a_done_journal_of_another_old_does_not_put_new_first() {
     // FileVault change was made with another OLD, so it says nothing about this
     // pair: OLD (the previous NEW) is tried first and accepted; no failed attempt.
     let (_t, dir) = mac("all-old");
-    let w = dir.parent().unwrap().join("diskutil");
-    let args = [
-        "--diskutil",
-        w.to_str().unwrap(),
-        "--json",
-        "reconcile",
-        "--user",
-        "alice",
-        "--password-stdin",
-        "--yes",
-    ];
-    let o = run(&args, &format!("{OLD}\n{NEW}\n"));
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    reconcile_in_session(&dir, OLD, NEW);
     let third = "Third-Passw0rd!";
-    let o = run(&args, &format!("{NEW}\n{third}\n"));
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let v = reconcile_in_session(&dir, NEW, third);
     assert_eq!(v["filevault_attempts"]["failed"], 0, "{v}");
     assert_eq!(failed_attempts(&dir), 0);
     // An independent check: FileVault, the login hash and the keychain now
