@@ -242,18 +242,26 @@ fn read_tty_line(prompt: &str) -> std::io::Result<LockedBuf> {
     w.flush()?;
     tcsetattr(&tty, SetArg::TCSANOW, &quiet).map_err(std::io::Error::from)?;
     let _guard = EchoGuard { tty: &tty, saved };
+    read_line_locked(&tty)
+}
+
+/// Reads one line (without its `\n` or `\r\n`) from `input`, one byte at a
+/// time, into a locked buffer allocated once at 4 KiB and locked before the
+/// first byte arrives (growing would leave unwiped copies behind). A longer
+/// line is cut there and refused later as too long; nothing past the newline
+/// is consumed.
+fn read_line_locked(mut input: impl std::io::Read) -> std::io::Result<LockedBuf> {
     let mut buf = LockedBuf::with_capacity(4096);
     let mut byte = [0u8; 1];
     loop {
-        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&tty), &mut byte) {
+        match input.read(&mut byte) {
             Ok(0) => break,
             Ok(_) if byte[0] == b'\n' => break,
-            // A longer line is cut here and refused as too long.
             Ok(_) => {
                 let _ = buf.push(byte[0]);
             }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
     zeroize::Zeroize::zeroize(&mut byte);
@@ -331,33 +339,9 @@ impl<R: std::io::Read> StdinSource<R> {
 
 impl<R: std::io::Read> PasswordSource for StdinSource<R> {
     fn read(&mut self, which: Which, _user: &str) -> Result<Password, Error> {
-        // Allocated at its final size (growing would leave unwiped copies
-        // behind) and locked before the first byte is read.
-        let mut buf = LockedBuf::with_capacity(4096);
-        // Read at most a little more than the limit; a longer line is refused, not buffered.
-        let mut byte = [0u8; 1];
-        loop {
-            match std::io::Read::read(&mut self.input, &mut byte) {
-                Ok(0) => break,
-                Ok(_) => {
-                    if byte[0] == b'\n' {
-                        break;
-                    }
-                    // A longer line is cut here and refused below as too long.
-                    let _ = buf.push(byte[0]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Usage,
-                        format!("cannot read standard input: {e}"),
-                    ))
-                }
-            }
-        }
-        if buf.bytes.last() == Some(&b'\r') {
-            buf.bytes.pop();
-        }
+        let buf = read_line_locked(&mut self.input).map_err(|e| {
+            Error::new(ErrorKind::Usage, format!("cannot read standard input: {e}"))
+        })?;
         if buf.bytes.is_empty() {
             return Err(Error::new(
                 ErrorKind::Usage,
