@@ -249,7 +249,7 @@ fn main() {
 
     // 3. SRP verifier.
     let srp = best_of(3, || {
-        let _ = fvsync::shadowhash::SrpEntry::derive(PW, [7u8; 32], 136_986);
+        let _ = fvsync::formats::shadowhash::SrpEntry::derive(PW, [7u8; 32], 136_986);
     });
     let modexp = best_of(5, || {
         let _ = crypto::srp_verifier_4096(&[0xa5; 64]);

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::record::{self, UserRecord};
+use crate::formats::record::{self, UserRecord};
+use crate::formats::shadowhash::{Check, ShadowHash};
 use crate::secret::Password;
-use crate::shadowhash::{Check, ShadowHash};
 
 /// Which of the passwords a secret accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -155,7 +155,7 @@ pub fn no_symlinked_folders(root: &Path, path: &Path) -> Result<()> {
                 crate::error::ErrorKind::Refused,
                 format!(
                     "{} is a symbolic link; fvsync never follows links under a user's folders",
-                    crate::output::quote_path(&at)
+                    crate::text::quote_path(&at)
                 ),
             )
             .hint("someone may have tampered with the volume; inspect it by hand"));
@@ -179,9 +179,9 @@ pub fn parallel<R: Send>(jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>>) -> Vec<R
 }
 
 fn check_kc(bytes: &[u8], pw: &[u8]) -> std::result::Result<bool, String> {
-    match crate::keychain::check(bytes, pw) {
-        Ok(crate::keychain::KeychainCheck::Accepts) => Ok(true),
-        Ok(crate::keychain::KeychainCheck::Rejects) => Ok(false),
+    match crate::formats::keychain::check(bytes, pw) {
+        Ok(crate::formats::keychain::KeychainCheck::Accepts) => Ok(true),
+        Ok(crate::formats::keychain::KeychainCheck::Rejects) => Ok(false),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -253,7 +253,7 @@ pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) 
                     (None, None) => "no ShadowHashData in the record".to_string(),
                     (Some(s), None) if !s.other_schemes.is_empty() => format!(
                         "no {scheme} entry; the record holds {} (not a scheme fvsync checks)",
-                        crate::output::escape(&s.other_schemes.join(", "))
+                        crate::text::escape(&s.other_schemes.join(", "))
                     ),
                     _ => format!("no {scheme} entry"),
                 }),
@@ -263,13 +263,13 @@ pub fn offline(root: &Path, user: &str, old: Option<&Password>, new: &Password) 
     let mut rows = vec![
         row_for(
             "login",
-            crate::shadowhash::SALTED,
+            crate::formats::shadowhash::SALTED,
             pick(0),
             salted.map(|e| e.iterations),
         ),
         row_for(
             "srp",
-            crate::shadowhash::SRP,
+            crate::formats::shadowhash::SRP,
             pick(1),
             srp.map(|e| e.iterations),
         ),

@@ -243,12 +243,12 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
             } else {
                 ui.line(&format!(
                     "Created a simulated Mac ({}) in {}",
-                    crate::output::escape(scenario),
-                    crate::output::quote_path(dir)
+                    crate::text::escape(scenario),
+                    crate::text::quote_path(dir)
                 ));
                 ui.line(&format!(
                     "Try: fvsync --simulate {} diagnose --user alice",
-                    crate::output::escape(&dir.to_string_lossy())
+                    crate::text::escape(&dir.to_string_lossy())
                 ));
             }
             Ok(0)

@@ -13,13 +13,14 @@ use serde_json::json;
 use crate::checks::{self, Accepts, Offline, Row};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filevault::{self, Ledger, Proven};
+use crate::formats::shadowhash;
 use crate::fsio::{self, Perms};
 use crate::journal::{self, Journal, JournalStep, State};
-use crate::output::{escape, Ui};
+use crate::output::Ui;
 use crate::platform::Platform;
 use crate::secret::{self, Password, PasswordSource, Which};
-use crate::shadowhash;
 use crate::target::{self, Target};
+use crate::text::escape;
 
 /// What a command works with.
 pub struct Ctx<'a> {
@@ -973,7 +974,7 @@ fn apply(
                     format!(
                         "reconcile stopped: {msg}; the rollback could not finish either ({}). The journal {} records what was done",
                         e2.message(),
-                        crate::output::quote_path(&Journal::path(root, &user))
+                        crate::text::quote_path(&Journal::path(root, &user))
                     ),
                 )
                 .hint("run `fvsync reconcile` again with the same passwords to finish; OLD or NEW opens each secret meanwhile")),
@@ -1012,7 +1013,11 @@ fn apply_steps(
         ctx.ui.progress("changing the FileVault passphrase...");
         j.mark_started("filevault");
         j.save(root)?;
-        if let Err(err) = ctx.p.change_passphrase(&vol, &uuid, old, new) {
+        if let Err(err) = ctx
+            .p
+            .change_passphrase(&vol, &uuid, old, new)
+            .and_then(change_result)
+        {
             return Err(match err.kind() {
                 // Definite answers: diskutil refused, nothing changed.
                 ErrorKind::AuthFailed => {
@@ -1065,7 +1070,7 @@ fn apply_steps(
         j.save(root)?;
         // Re-read and check what is on disk is what was derived from NEW
         // (no second derivation: the entries must be byte-identical).
-        let back = crate::record::load(&off.record_path, Some(&o.target.user))?;
+        let back = crate::formats::record::load(&off.record_path, Some(&o.target.user))?;
         let back_sh = back
             .shadow_hash()
             .map_err(|e| Error::malformed(&off.record_path, e))?
@@ -1135,6 +1140,18 @@ fn close_failed_run(
 ) {
     let _ = j.save(root);
     let _ = journal::audit(root, user, device, &j.run_id, "reconcile", done, result);
+}
+
+/// A passphrase change's answer as an error when it did not change anything.
+fn change_result(a: crate::platform::Attempt) -> Result<()> {
+    match a {
+        crate::platform::Attempt::Accepted => Ok(()),
+        crate::platform::Attempt::Rejected => Err(Error::new(
+            ErrorKind::AuthFailed,
+            "FileVault did not accept the current passphrase",
+        )),
+        crate::platform::Attempt::Throttled => Err(filevault::throttled_error()),
+    }
 }
 
 /// A step whose outcome is unknown: exit 7, the journal stays open.
@@ -1228,7 +1245,7 @@ fn rekey_verified(
     old: &Password,
     new: &Password,
 ) -> std::result::Result<Vec<u8>, String> {
-    use crate::keychain::{check, decrypt_generic_passwords, rekey, KeychainCheck};
+    use crate::formats::keychain::{check, decrypt_generic_passwords, rekey, KeychainCheck};
     let before = decrypt_generic_passwords(bytes, old.expose()).map_err(|e| e.to_string())?;
     let rekeyed = rekey(bytes, old.expose(), new.expose()).map_err(|e| e.to_string())?;
     if !matches!(check(&rekeyed, new.expose()), Ok(KeychainCheck::Accepts)) {
@@ -1294,7 +1311,8 @@ fn rollback(
                     .map(|c| c.uuid.clone())
                     .unwrap_or_default();
                 ctx.p
-                    .change_passphrase(&o.target.vol, &uuid, current, previous)?;
+                    .change_passphrase(&o.target.vol, &uuid, current, previous)
+                    .and_then(change_result)?;
             }
             _ => {}
         }
@@ -1397,7 +1415,7 @@ fn undo_apply(
     let old_ok = verifier_accepts(root, &j, old).or_else(|| {
         let b = j.record_backup.as_ref()?;
         let bytes = fsio::read_capped(&root.join(b)).ok()?;
-        let sh = crate::record::UserRecord::parse(&bytes)
+        let sh = crate::formats::record::UserRecord::parse(&bytes)
             .ok()?
             .shadow_hash()
             .ok()??;
@@ -1439,7 +1457,7 @@ fn undo_apply(
         None
     };
     if let Some(b) = &record_bytes {
-        crate::record::UserRecord::parse(b).map_err(|e| {
+        crate::formats::record::UserRecord::parse(b).map_err(|e| {
             Error::new(
                 ErrorKind::Failure,
                 format!("the user record backup is malformed ({e}); nothing was changed"),
@@ -1477,12 +1495,14 @@ fn undo_apply(
                 .as_ref()
                 .map(|c| c.uuid.clone())
                 .unwrap_or_default();
-            ctx.p.change_passphrase(&o.target.vol, &uuid, new, old)?;
+            ctx.p
+                .change_passphrase(&o.target.vol, &uuid, new, old)
+                .and_then(change_result)?;
             changed.push("filevault");
             o.ledger.confirm_new(ctx.p, &o.target.vol, &uuid, old)?;
         }
         if let Some(bytes) = &record_bytes {
-            let path = crate::record::record_path(root, &user);
+            let path = crate::formats::record::record_path(root, &user);
             fsio::write_atomic(&path, bytes, Perms::of(&path)?)?;
             changed.push("login");
         }

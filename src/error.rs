@@ -2,7 +2,7 @@
 //!
 //! Messages never carry a secret: no password, hash, salt or key material is ever
 //! formatted into one. Names and paths that come from disk are escaped by
-//! [`crate::output::escape`] before they are printed.
+//! [`crate::text::escape`] before they are printed.
 
 use std::fmt;
 use std::path::Path;
@@ -97,7 +97,7 @@ impl Error {
         };
         let mut err = Error::new(
             kind,
-            format!("cannot {action} {}: {e}", crate::output::quote_path(path)),
+            format!("cannot {action} {}: {e}", crate::text::quote_path(path)),
         );
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             err = err.hint("run as root (in Recovery, Terminal already is)");
@@ -114,7 +114,7 @@ impl Error {
     pub fn malformed(path: &Path, what: impl fmt::Display) -> Self {
         Error::new(
             ErrorKind::Failure,
-            format!("{} is malformed: {what}", crate::output::quote_path(path)),
+            format!("{} is malformed: {what}", crate::text::quote_path(path)),
         )
     }
 }

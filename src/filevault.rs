@@ -161,12 +161,12 @@ pub fn neither_error(ledger: &Ledger, user: &str) -> Error {
         if ledger.throttled {
             format!(
                 "FileVault did not accept OLD for {}, and now refuses further attempts, so NEW was not tried ({used})",
-                crate::output::escape(user)
+                crate::text::escape(user)
             )
         } else {
             format!(
                 "FileVault accepted neither password for {} ({used})",
-                crate::output::escape(user)
+                crate::text::escape(user)
             )
         },
     );

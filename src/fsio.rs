@@ -41,7 +41,7 @@ fn symlink_refusal(path: &Path) -> Error {
         ErrorKind::Refused,
         format!(
             "{} is a symbolic link; fvsync never follows links in system folders",
-            crate::output::quote_path(path)
+            crate::text::quote_path(path)
         ),
     )
     .hint("someone may have tampered with the volume; inspect the file by hand")
@@ -67,7 +67,7 @@ fn check_meta(path: &Path, meta: &fs::Metadata, trusted: bool) -> Result<()> {
                 ErrorKind::Refused,
                 format!(
                     "{} is owned by uid {}, not by root; fvsync does not trust it",
-                    crate::output::quote_path(path),
+                    crate::text::quote_path(path),
                     meta.uid()
                 ),
             )
@@ -78,7 +78,7 @@ fn check_meta(path: &Path, meta: &fs::Metadata, trusted: bool) -> Result<()> {
                 ErrorKind::Refused,
                 format!(
                     "{} is writable by other users (mode {:04o}); fvsync does not trust it",
-                    crate::output::quote_path(path),
+                    crate::text::quote_path(path),
                     meta.mode() & 0o7777
                 ),
             )
@@ -165,7 +165,7 @@ pub fn write_atomic(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
                 ErrorKind::Refused,
                 format!(
                     "{} is a symbolic link; refusing to write through it",
-                    crate::output::quote_path(path)
+                    crate::text::quote_path(path)
                 ),
             ));
         }

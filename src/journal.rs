@@ -111,7 +111,7 @@ impl Journal {
                 crate::error::ErrorKind::Refused,
                 format!(
                     "{} was written by a journal version {} (this fvsync reads {VERSION})",
-                    crate::output::quote_path(&path),
+                    crate::text::quote_path(&path),
                     j.fvsync_journal
                 ),
             )
@@ -195,7 +195,7 @@ pub fn audit(
         "{} fvsync[{}] {command} user={} volume={volume} run={run_id} changed={changed} result={result}",
         now_rfc3339(),
         std::process::id(),
-        crate::output::escape(user),
+        crate::text::escape(user),
     );
     fsio::append_line(&path, &line)
 }

@@ -5,9 +5,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::output::{escape, Ui};
+use crate::formats::record::{self, UserRecord, USERS_DIR};
+use crate::output::Ui;
 use crate::platform::Platform;
-use crate::record::{self, UserRecord, USERS_DIR};
+use crate::text::escape;
 
 /// `fvsync volumes`.
 ///
@@ -155,10 +156,18 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
                         Ok(Some(sh)) => {
                             let mut v = Vec::new();
                             if let Some(s) = &sh.srp {
-                                v.push(format!("{} ({})", crate::shadowhash::SRP, s.iterations));
+                                v.push(format!(
+                                    "{} ({})",
+                                    crate::formats::shadowhash::SRP,
+                                    s.iterations
+                                ));
                             }
                             if let Some(s) = &sh.salted {
-                                v.push(format!("{} ({})", crate::shadowhash::SALTED, s.iterations));
+                                v.push(format!(
+                                    "{} ({})",
+                                    crate::formats::shadowhash::SALTED,
+                                    s.iterations
+                                ));
                             }
                             v.extend(
                                 sh.other_schemes

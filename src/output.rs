@@ -3,32 +3,8 @@
 //! unless `NO_COLOR`) or for scripts (`--json`, with `"version": 1`).
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
 use crate::error::Error;
-
-/// Escapes a string that came from disk (a user name, a volume name, a path) so
-/// control characters and bidi overrides cannot move the cursor or reorder text.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control()
-                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A path from disk, escaped and quoted for a message.
-pub fn quote_path(p: &Path) -> String {
-    format!("'{}'", escape(&p.to_string_lossy()))
-}
 
 /// How the run prints.
 pub struct Ui {
@@ -266,17 +242,4 @@ fn visible_len(s: &str) -> usize {
         }
     }
     n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_control_and_bidi() {
-        assert_eq!(escape("ali\x1b[2Jce"), "ali\\u{1b}[2Jce");
-        assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
-        assert_eq!(escape("Macintosh HD - Data"), "Macintosh HD - Data");
-        assert_eq!(escape("a\nb"), "a\\u{a}b");
-    }
 }

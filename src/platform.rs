@@ -102,6 +102,66 @@ pub enum Attempt {
     Throttled,
 }
 
+/// The Preboot volume of a Data volume's container, readable at `path`.
+/// Returned by [`Platform::preboot_mount`]; give it back to
+/// [`Platform::preboot_release`], which unmounts it when fvsync mounted it.
+#[derive(Clone, Debug)]
+pub struct PrebootMount {
+    /// The Preboot volume (e.g. `disk3s2`).
+    pub device: String,
+    /// Where its files are.
+    pub path: PathBuf,
+    /// fvsync mounted it (read-only) for this run, and unmounts it after.
+    pub mounted_by_us: bool,
+}
+
+/// What the rehearsal of a passphrase change on a throwaway volume found
+/// (docs/diskutil.md). The user's volume is changed only after `Passed`, or
+/// after the technician confirmed an `Unavailable` one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum RehearsalOutcome {
+    /// Not needed: this platform has no framing question (the simulated Mac).
+    NotNeeded,
+    /// A framing passed every check; the user's volume will use it.
+    Passed {
+        /// The framing's name (`stdin-lines`, `pty-prompts`).
+        framing: String,
+        /// Taken from this Recovery session's earlier rehearsal.
+        cached: bool,
+    },
+    /// The rehearsal could not run (no hdiutil, no memory for a RAM disk).
+    Unavailable {
+        /// Why, in plain words.
+        why: String,
+    },
+    /// It ran and no framing passed: nothing may be changed.
+    Failed {
+        /// Why, in plain words.
+        why: String,
+    },
+}
+
+/// A rehearsal's outcome and what it did, as lines with no secret in them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rehearsal {
+    /// The verdict.
+    pub outcome: RehearsalOutcome,
+    /// The commands run and what each showed.
+    pub transcript: Vec<String>,
+}
+
+/// The system fvsync runs on, for reports and the rehearsal cache.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SystemInfo {
+    /// e.g. `macOS 15.1 (24B83)`, when known.
+    pub os: Option<String>,
+    /// The machine type, e.g. `Mac14,2`, when known.
+    pub machine: Option<String>,
+    /// What identifies the diskutil binary (its size and modification time).
+    pub diskutil: Option<String>,
+}
+
 /// FileVault and volume operations. See the module docs.
 pub trait Platform {
     /// One line saying what this is ("simulated Mac at ...", "this Mac").
@@ -125,13 +185,8 @@ pub trait Platform {
     /// The list cannot be read or parsed.
     fn crypto_users(&self, vol: &Volume) -> Result<Vec<CryptoUser>>;
 
-    /// The users the Preboot volume lists for a Data volume's group, when readable.
-    ///
-    /// # Errors
-    /// The list exists but is malformed.
-    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>>;
-
-    /// Unlocks (and mounts) a locked volume with one crypto user's passphrase.
+    /// Unlocks (and mounts) a locked volume with one crypto user's passphrase
+    /// (or, with the Personal Recovery user's UUID, the recovery key).
     /// One attempt; never retried.
     ///
     /// # Errors
@@ -150,34 +205,85 @@ pub trait Platform {
     /// The volume cannot be locked.
     fn lock(&mut self, vol: &Volume) -> Result<()>;
 
-    /// Re-wraps the crypto user's key under `new`. `old` must be its current passphrase.
+    /// Re-wraps the crypto user's key under `new`; `old` must be its current
+    /// passphrase. `Accepted`: changed. `Rejected`: `old` was refused (one
+    /// attempt spent, nothing changed). `Throttled`: nothing was tried.
     ///
     /// # Errors
-    /// `old` is not accepted (`AuthFailed`), throttled (`Refused`), or the change failed.
+    /// The change failed otherwise, or its outcome is unknown (a timeout, an
+    /// answer not understood): the caller must treat FileVault as taking OLD or NEW.
     fn change_passphrase(
         &mut self,
         vol: &Volume,
         user: &str,
         old: &Password,
         new: &Password,
-    ) -> Result<()>;
+    ) -> Result<Attempt>;
 
-    /// Refreshes the Preboot volume's user list for a Data volume.
+    /// Sets (or, with `None`, clears) the crypto user's passphrase hint.
+    ///
+    /// # Errors
+    /// The hint cannot be set.
+    fn set_hint(&mut self, vol: &Volume, user: &str, hint: Option<&str>) -> Result<()>;
+
+    /// Refreshes the Preboot volume's user lists for a Data volume.
     ///
     /// # Errors
     /// The update failed.
     fn update_preboot(&mut self, vol: &Volume) -> Result<()>;
-
-    /// Whether the Preboot record of a crypto user matches the volume's keybag,
-    /// when the platform can tell (`None` when it cannot).
-    ///
-    /// # Errors
-    /// A record exists but is malformed.
-    fn preboot_current(&self, vol: &Volume, user: &str) -> Result<Option<bool>>;
 
     /// The folder holding the volume's files (its mount point), when readable.
     ///
     /// # Errors
     /// The volume is locked or not mounted.
     fn files(&self, vol: &Volume) -> Result<PathBuf>;
+
+    /// Whether the volume is mounted with file ownership honoured (`diskutil
+    /// info`'s `GlobalPermissionsEnabled`). With ownership ignored every file
+    /// reports uid 99 and no owner check means anything.
+    ///
+    /// # Errors
+    /// The volume's information cannot be read.
+    fn ownership_enabled(&self, vol: &Volume) -> Result<bool>;
+
+    /// Makes the Preboot volume of `vol`'s container readable, mounting it
+    /// read-only when it is not mounted (`None`: the container has none).
+    ///
+    /// # Errors
+    /// It cannot be found or mounted.
+    fn preboot_mount(&mut self, vol: &Volume) -> Result<Option<PrebootMount>>;
+
+    /// Puts the Preboot volume back as it was (unmounts it if fvsync mounted it).
+    fn preboot_release(&mut self, mount: PrebootMount);
+
+    /// Proves, on a throwaway volume, how a passphrase change must be passed to
+    /// this platform (once per Recovery session; later calls return the cached
+    /// result). [`Platform::change_passphrase`] refuses until a rehearsal passed
+    /// or [`Platform::accept_unrehearsed`] was called.
+    ///
+    /// # Errors
+    /// The rehearsal failed in a way that is not a verdict (an I/O error).
+    fn rehearse(&mut self) -> Result<Rehearsal>;
+
+    /// The technician confirmed going ahead without a rehearsal (it could not
+    /// run), with the recovery key at hand: the default framing is used.
+    fn accept_unrehearsed(&mut self);
+
+    /// The system, for reports and the rehearsal cache.
+    fn system(&self) -> SystemInfo;
+
+    /// Transitional (the engine refactor replaces it with
+    /// [`crate::formats::preboot`] over [`Platform::preboot_mount`]): the users
+    /// the Preboot volume lists for a Data volume's group, when readable.
+    ///
+    /// # Errors
+    /// The list exists but is malformed.
+    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>>;
+
+    /// Transitional, like [`Platform::preboot_users`]: whether the Preboot
+    /// record of a crypto user is current, when the platform can tell.
+    ///
+    /// # Errors
+    /// A record exists but is malformed.
+    fn preboot_current(&self, vol: &Volume, user: &str) -> Result<Option<bool>>;
 }

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::output::escape;
+use crate::formats::record;
 use crate::platform::{CryptoUser, Platform, Volume};
-use crate::record;
+use crate::text::escape;
 
 /// The user and volume a command works on.
 #[derive(Clone, Debug)]

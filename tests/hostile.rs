@@ -141,10 +141,10 @@ fn diskutil_wrapper(dir: &Path, mode: &str) -> PathBuf {
 /// alice's record holds a fresh ShadowHashData for `pw` (through fvsync's own
 /// generator), and she has no login keychain (so `verify` checks only the hash).
 fn alice_hash_for(dir: &Path, pw: &str) {
-    let sh = fvsync::shadowhash::generate(pw.as_bytes(), 1000, 1000).unwrap();
+    let sh = fvsync::formats::shadowhash::generate(pw.as_bytes(), 1000, 1000).unwrap();
     let p = record_path(dir, "alice");
     let bytes = std::fs::read(&p).unwrap();
-    let mut rec = fvsync::record::UserRecord::parse(&bytes).unwrap();
+    let mut rec = fvsync::formats::record::UserRecord::parse(&bytes).unwrap();
     rec.set_shadow_hash(&sh).unwrap();
     std::fs::write(&p, rec.to_bytes().unwrap()).unwrap();
     std::fs::remove_file(keychain_path(dir, "alice")).unwrap();
@@ -1316,14 +1316,14 @@ fn hostile_input_catalogue() {
 fn record_loader_refuses_untrusted_files() {
     let (_t, dir) = mac("filevault-off");
     let p = record_path(&dir, "alice");
-    fvsync::record::load(&p, Some("alice")).unwrap();
+    fvsync::formats::record::load(&p, Some("alice")).unwrap();
     std::os::unix::fs::chown(&p, Some(4242), None).unwrap();
-    let e = fvsync::record::load(&p, Some("alice")).unwrap_err();
+    let e = fvsync::formats::record::load(&p, Some("alice")).unwrap_err();
     assert_eq!(e.kind(), fvsync::error::ErrorKind::Refused);
     std::os::unix::fs::chown(&p, Some(0), None).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o602)).unwrap();
-    let e = fvsync::record::load(&p, Some("alice")).unwrap_err();
+    let e = fvsync::formats::record::load(&p, Some("alice")).unwrap_err();
     assert_eq!(e.kind(), fvsync::error::ErrorKind::Refused);
-    let big = vec![0u8; fvsync::shadowhash::MAX_BLOB_LEN + 1];
-    assert!(fvsync::shadowhash::ShadowHash::parse(&big).is_err());
+    let big = vec![0u8; fvsync::formats::shadowhash::MAX_BLOB_LEN + 1];
+    assert!(fvsync::formats::shadowhash::ShadowHash::parse(&big).is_err());
 }

@@ -6,7 +6,9 @@
 mod common;
 use common::*;
 
-use fvsync::keychain::{check, decrypt_generic_passwords, find_db_blob, rekey, KeychainCheck};
+use fvsync::formats::keychain::{
+    check, decrypt_generic_passwords, find_db_blob, rekey, KeychainCheck,
+};
 
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

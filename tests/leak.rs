@@ -102,14 +102,14 @@ fn use_markers(dir: &Path) {
     kb.to_file_xml(&kp).unwrap();
     // Login: a fresh ShadowHashData for M_OLD.
     let rp = record_path(dir, "alice");
-    let mut rec = fvsync::record::UserRecord::parse(&std::fs::read(&rp).unwrap()).unwrap();
-    let sh = fvsync::shadowhash::generate(M_OLD.as_bytes(), 1000, 1000).unwrap();
+    let mut rec = fvsync::formats::record::UserRecord::parse(&std::fs::read(&rp).unwrap()).unwrap();
+    let sh = fvsync::formats::shadowhash::generate(M_OLD.as_bytes(), 1000, 1000).unwrap();
     rec.set_shadow_hash(&sh).unwrap();
     std::fs::write(&rp, rec.to_bytes().unwrap()).unwrap();
     // Keychain.
     let kc = keychain_path(dir, "alice");
     let b = std::fs::read(&kc).unwrap();
-    let out = fvsync::keychain::rekey(&b, OLD.as_bytes(), M_OLD.as_bytes()).unwrap();
+    let out = fvsync::formats::keychain::rekey(&b, OLD.as_bytes(), M_OLD.as_bytes()).unwrap();
     std::fs::write(&kc, out).unwrap();
     assert!(fv_accepts(dir, ALICE_UUID, M_OLD));
     assert_eq!(login_accepts(dir, "alice", M_OLD), (true, true));

@@ -270,7 +270,7 @@ fn reconcile_keeps_other_attributes_owner_and_mode() {
     );
     assert!(aa.contains(&";SecureToken;"), "{aa:?}");
     // accountPolicyData: failed logins reset, password-last-set moved forward.
-    let rec = fvsync::record::UserRecord::parse(&bytes).unwrap();
+    let rec = fvsync::formats::record::UserRecord::parse(&bytes).unwrap();
     let p = rec.account_policy().unwrap();
     assert_eq!(p.failed_login_count, Some(0));
     let now = std::time::SystemTime::now()

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use fvsync::keychain::{check, decrypt_generic_passwords, find_db_blob, rekey, KeychainCheck};
+use fvsync::formats::keychain::{check, decrypt_generic_passwords, find_db_blob, rekey, KeychainCheck};
 
 const PW: &[u8] = b"keychainbreaker-test";
 

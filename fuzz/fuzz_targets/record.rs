@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(rec) = fvsync::record::UserRecord::parse(data) else {
+    let Ok(rec) = fvsync::formats::record::UserRecord::parse(data) else {
         return;
     };
     let _ = (rec.name(), rec.real_name(), rec.uid(), rec.generated_uid());
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let mut rec = rec;
     let _ = rec.touch_password_policy(1_700_000_000.0);
     let bytes = rec.to_bytes().expect("a parsed record encodes");
-    let back = fvsync::record::UserRecord::parse(&bytes).expect("an encoded record parses");
+    let back = fvsync::formats::record::UserRecord::parse(&bytes).expect("an encoded record parses");
     assert_eq!(back.name(), rec.name());
-    let _ = fvsync::record::check_name(rec.name());
+    let _ = fvsync::formats::record::check_name(rec.name());
 });

@@ -474,17 +474,17 @@ fn change(mac: &mut SimMac, dev: &str, user: &str) -> i32 {
         }
     };
     match mac.change_passphrase(&v, user, &old, &new) {
-        Ok(()) => {
+        Ok(Attempt::Accepted) => {
             println!("Changed the passphrase of cryptographic user {user} on APFS Volume {dev}");
             0
         }
-        Err(e) if e.message().contains("Too many") => {
+        Ok(Attempt::Throttled) => {
             eprintln!(
                 "Error changing passphrase: Too many recent unlock attempts; unlocking disabled"
             );
             1
         }
-        Err(e) if e.kind() == fvsync::error::ErrorKind::AuthFailed => {
+        Ok(Attempt::Rejected) => {
             eprintln!("Error changing passphrase: The given passphrase is incorrect (-69557)");
             1
         }

@@ -10,7 +10,10 @@ pub mod runner;
 use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::platform::{Attempt, BootMode, Container, CryptoUser, Platform, PrebootUser, Volume};
+use crate::platform::{
+    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, PrebootUser, Rehearsal,
+    RehearsalOutcome, SystemInfo, Volume,
+};
 use crate::secret::Password;
 use runner::{Output, Runner};
 
@@ -44,7 +47,7 @@ pub fn classify(out: &Output) -> std::result::Result<Attempt, String> {
 fn last_lines(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
-    crate::output::escape(&tail.chars().take(500).collect::<String>())
+    crate::text::escape(&tail.chars().take(500).collect::<String>())
 }
 
 /// `apfs unlockVolume <dev> -user <uuid> -stdinpassphrase [-verify]`.
@@ -107,7 +110,7 @@ impl DiskutilMac {
                         format!(
                             "diskutil failed: {}: {}",
                             self.runner.shown(args),
-                            crate::output::escape(&msg)
+                            crate::text::escape(&msg)
                         ),
                     ));
                 }
@@ -160,7 +163,7 @@ impl Platform for DiskutilMac {
     fn description(&self) -> String {
         format!(
             "this Mac (through {})",
-            crate::output::quote_path(&self.runner.path)
+            crate::text::quote_path(&self.runner.path)
         )
     }
 
@@ -240,7 +243,7 @@ impl Platform for DiskutilMac {
         };
         let path = PathBuf::from(mp)
             .join(group)
-            .join(crate::sim::PREBOOT_USERS);
+            .join(crate::formats::preboot::PREBOOT_USERS);
         if std::fs::symlink_metadata(&path).is_err() {
             return Ok(None);
         }
@@ -249,7 +252,7 @@ impl Platform for DiskutilMac {
             .ok()
             .and_then(plist::Value::into_dictionary)
             .ok_or_else(|| Error::malformed(&path, "not a dictionary"))?;
-        crate::sim::preboot_users_of(dict, &path).map(Some)
+        crate::formats::preboot::preboot_users_of(dict, &path).map(Some)
     }
 
     fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
@@ -270,7 +273,7 @@ impl Platform for DiskutilMac {
         user: &str,
         old: &Password,
         new: &Password,
-    ) -> Result<()> {
+    ) -> Result<Attempt> {
         require_root()?;
         let args = [
             "apfs",
@@ -283,22 +286,90 @@ impl Platform for DiskutilMac {
         ];
         let stdin = runner::frame_two(old.expose(), new.expose());
         let out = self.runner.run(&args, Some(stdin.expose()))?;
-        match classify(&out) {
-            Ok(Attempt::Accepted) => Ok(()),
-            Ok(Attempt::Rejected) => Err(Error::new(
-                ErrorKind::AuthFailed,
-                "FileVault did not accept the current passphrase",
-            )),
-            Ok(Attempt::Throttled) => Err(crate::filevault::throttled_error()),
-            Err(msg) => Err(Error::new(
+        classify(&out).map_err(|msg| {
+            Error::new(
                 ErrorKind::Failure,
                 format!(
                     "diskutil failed (exit {}): {}: {msg}",
                     out.status,
                     self.runner.shown(&args)
                 ),
-            )),
+            )
+        })
+    }
+
+    fn set_hint(&mut self, vol: &Volume, user: &str, hint: Option<&str>) -> Result<()> {
+        let mut args = vec![
+            "apfs",
+            "setPassphraseHint",
+            vol.device.as_str(),
+            "-user",
+            user,
+        ];
+        match hint {
+            Some(h) => {
+                args.push("-hint");
+                args.push(h);
+            }
+            None => args.push("-clear"),
         }
+        self.simple(&args)
+    }
+
+    fn ownership_enabled(&self, vol: &Volume) -> Result<bool> {
+        Ok(self.info(&vol.device)?.ownership)
+    }
+
+    fn preboot_mount(&mut self, vol: &Volume) -> Result<Option<PrebootMount>> {
+        let cs = self.containers()?;
+        let Some(pre) = cs
+            .iter()
+            .filter(|c| c.reference == vol.container)
+            .flat_map(|c| &c.volumes)
+            .find(|v| v.has_role("Preboot"))
+        else {
+            return Ok(None);
+        };
+        if let Some(mp) = self.info(&pre.device)?.mount_point {
+            return Ok(Some(PrebootMount {
+                device: pre.device.clone(),
+                path: PathBuf::from(mp),
+                mounted_by_us: false,
+            }));
+        }
+        self.simple(&["mount", "readOnly", &pre.device])?;
+        let mp = self.info(&pre.device)?.mount_point.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Failure,
+                format!("the Preboot volume {} did not mount", pre.device),
+            )
+        })?;
+        Ok(Some(PrebootMount {
+            device: pre.device.clone(),
+            path: PathBuf::from(mp),
+            mounted_by_us: true,
+        }))
+    }
+
+    fn preboot_release(&mut self, mount: PrebootMount) {
+        if mount.mounted_by_us {
+            let _ = self.simple(&["unmount", &mount.device]);
+        }
+    }
+
+    fn rehearse(&mut self) -> Result<Rehearsal> {
+        Ok(Rehearsal {
+            outcome: RehearsalOutcome::Unavailable {
+                why: "this build has no rehearsal yet".into(),
+            },
+            transcript: Vec::new(),
+        })
+    }
+
+    fn accept_unrehearsed(&mut self) {}
+
+    fn system(&self) -> SystemInfo {
+        SystemInfo::default()
     }
 
     fn update_preboot(&mut self, vol: &Volume) -> Result<()> {
@@ -318,7 +389,7 @@ impl Platform for DiskutilMac {
                 format!(
                     "volume {} ({}) is locked",
                     vol.device,
-                    crate::output::escape(&vol.name)
+                    crate::text::escape(&vol.name)
                 ),
             )
             .hint("unlock it with a FileVault user's password first")),
@@ -327,7 +398,7 @@ impl Platform for DiskutilMac {
                 format!(
                     "volume {} ({}) is not mounted",
                     vol.device,
-                    crate::output::escape(&vol.name)
+                    crate::text::escape(&vol.name)
                 ),
             )
             .hint(format!("mount it: diskutil mount {}", vol.device))),

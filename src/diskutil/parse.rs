@@ -163,6 +163,8 @@ pub struct Info {
     pub filevault: bool,
     /// `Writable` (or `WritableVolume`).
     pub writable: bool,
+    /// `GlobalPermissionsEnabled`: file ownership honoured (absent: assumed on).
+    pub ownership: bool,
 }
 
 /// `diskutil info -plist <device>`.
@@ -178,6 +180,10 @@ pub fn info(bytes: &[u8]) -> Result<Info, ParseError> {
         locked: flag(&d, "Locked")?,
         filevault: flag(&d, "FileVault")?,
         writable: flag(&d, "WritableVolume")? || flag(&d, "Writable")?,
+        ownership: match d.get("GlobalPermissionsEnabled") {
+            None => true,
+            Some(_) => flag(&d, "GlobalPermissionsEnabled")?,
+        },
     })
 }
 

@@ -73,7 +73,7 @@ impl Runner {
         let mut s = self.path.to_string_lossy().into_owned();
         for a in args {
             s.push(' ');
-            s.push_str(&crate::output::escape(a));
+            s.push_str(&crate::text::escape(a));
         }
         s
     }
@@ -101,7 +101,7 @@ impl Runner {
         let mut child = cmd.spawn().map_err(|e| {
             Error::new(
                 ErrorKind::Refused,
-                format!("cannot run {}: {e}", crate::output::quote_path(&self.path)),
+                format!("cannot run {}: {e}", crate::text::quote_path(&self.path)),
             )
             .hint("fvsync's real-Mac backend needs macOS's diskutil; on another system, rehearse with --simulate DIR")
         })?;

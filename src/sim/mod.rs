@@ -18,10 +18,14 @@ use plist::Data;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::preboot::{preboot_users_of, PrebootEntry, PREBOOT_USERS};
 use crate::fsio;
-use crate::output::quote_path;
-use crate::platform::{Attempt, BootMode, Container, CryptoUser, Platform, PrebootUser, Volume};
+use crate::platform::{
+    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, PrebootUser, Rehearsal,
+    RehearsalOutcome, SystemInfo, Volume,
+};
 use crate::secret::Password;
+use crate::text::quote_path;
 
 /// The description file at the top of a simulated Mac.
 pub const MAC_FILE: &str = "SimulatedMac.plist";
@@ -29,8 +33,6 @@ pub const MAC_FILE: &str = "SimulatedMac.plist";
 pub const KEYBAGS_DIR: &str = "Keybags";
 /// Folder of volume contents, one `<DeviceIdentifier>/` each.
 pub const VOLUMES_DIR: &str = "Volumes";
-/// The Preboot user list, relative to `<Preboot volume>/<VolumeGroupUUID>/`.
-pub const PREBOOT_USERS: &str = "var/db/CryptoUserInfo.plist";
 /// Failed attempts allowed when `SecureEnclave.plist` does not say (Recovery's 10).
 pub const DEFAULT_ATTEMPT_LIMIT: u64 = 10;
 /// Format version this build reads and writes.
@@ -109,6 +111,14 @@ pub struct VolumeDesc {
     /// `CapacityInUse`.
     #[serde(rename = "CapacityInUse", default)]
     pub in_use: u64,
+    /// `GlobalPermissionsEnabled` (`diskutil info`): file ownership is
+    /// honoured. False models a volume mounted with ownership ignored.
+    #[serde(rename = "GlobalPermissionsEnabled", default = "yes")]
+    pub ownership: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A volume group.
@@ -201,24 +211,6 @@ pub struct AttemptCounter {
     pub attempt_limit: u64,
 }
 
-/// One Preboot user-list entry (value of `CryptoUserInfo.plist`, keyed by UUID).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PrebootEntry {
-    /// Short name.
-    pub short_name: String,
-    /// Full name.
-    pub full_name: String,
-    /// `APFSCryptoUserType`.
-    pub user_type: String,
-    /// Passphrase hint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passphrase_hint: Option<String>,
-    /// The keybag `Generation` this entry was written from.
-    #[serde(default)]
-    pub keybag_generation: u64,
-}
-
 /// A simulated Mac opened from its folder.
 pub struct SimMac {
     root: PathBuf,
@@ -241,10 +233,7 @@ fn check_device(path: &Path, dev: &str) -> Result<()> {
     } else {
         Err(bad(
             path,
-            format!(
-                "'{}' is not a device identifier",
-                crate::output::escape(dev)
-            ),
+            format!("'{}' is not a device identifier", crate::text::escape(dev)),
         ))
     }
 }
@@ -263,7 +252,7 @@ fn check_uuid(path: &Path, uuid: &str) -> Result<()> {
     } else {
         Err(bad(
             path,
-            format!("'{}' is not a UUID", crate::output::escape(uuid)),
+            format!("'{}' is not a UUID", crate::text::escape(uuid)),
         ))
     }
 }
@@ -361,7 +350,7 @@ impl SimMac {
         }
         Err(Error::new(
             ErrorKind::Usage,
-            format!("no volume {} on this Mac", crate::output::escape(dev)),
+            format!("no volume {} on this Mac", crate::text::escape(dev)),
         ))
     }
 
@@ -519,27 +508,6 @@ impl SimMac {
     }
 }
 
-/// The FileVault users a Preboot list (`CryptoUserInfo.plist`) names.
-///
-/// # Errors
-/// An entry is malformed.
-pub fn preboot_users_of(dict: plist::Dictionary, path: &Path) -> Result<Vec<PrebootUser>> {
-    let mut users = Vec::new();
-    for (uuid, v) in dict {
-        let e: PrebootEntry =
-            plist::from_value(&v).map_err(|e| bad(path, format!("entry {uuid}: {e}")))?;
-        if e.user_type != "LocalOpenDirectory" {
-            continue;
-        }
-        users.push(PrebootUser {
-            name: e.short_name,
-            real_name: e.full_name,
-            uuid: uuid.to_ascii_uppercase(),
-        });
-    }
-    Ok(users)
-}
-
 /// Unwraps the KEK with the passphrase, then the VEK with the KEK.
 fn unwrap_entry(
     entry: &KeybagUser,
@@ -565,7 +533,7 @@ impl Platform for SimMac {
         format!(
             "simulated Mac at {} (scenario {})",
             quote_path(&self.root),
-            crate::output::escape(&self.mac.scenario)
+            crate::text::escape(&self.mac.scenario)
         )
     }
 
@@ -680,23 +648,15 @@ impl Platform for SimMac {
         user: &str,
         old: &Password,
         new: &Password,
-    ) -> Result<()> {
+    ) -> Result<Attempt> {
         crate::failpoint::hit("sim-change-passphrase")?;
         let (a, kb) = self.attempt(vol, user, old)?;
         let mut kb = match (a, kb) {
             (Attempt::Accepted, Some(kb)) => kb,
-            (Attempt::Throttled, _) => {
-                return Err(Error::new(
-                    ErrorKind::Refused,
-                    "Too many recent unlock attempts; unlocking disabled",
-                ))
+            (Attempt::Accepted, None) => {
+                return Err(Error::new(ErrorKind::Failure, "the keybag vanished"))
             }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::AuthFailed,
-                    "FileVault did not accept the current passphrase",
-                ))
-            }
+            (other, _) => return Ok(other),
         };
         let idx = kb
             .crypto_users
@@ -729,6 +689,23 @@ impl Platform for SimMac {
         entry.salt = Data::new(salt.to_vec());
         entry.wrapped_kek = Data::new(wrapped);
         entry.generation += 1;
+        self.save_keybag(vol, &kb)?;
+        Ok(Attempt::Accepted)
+    }
+
+    fn set_hint(&mut self, vol: &Volume, user: &str, hint: Option<&str>) -> Result<()> {
+        let mut kb = self.keybag(vol)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Refused,
+                format!("volume {} has no crypto users", vol.device),
+            )
+        })?;
+        let entry = kb
+            .crypto_users
+            .iter_mut()
+            .find(|u| u.uuid.eq_ignore_ascii_case(user))
+            .ok_or_else(|| Error::new(ErrorKind::Refused, "not a crypto user"))?;
+        entry.hint = hint.map(str::to_string);
         self.save_keybag(vol, &kb)
     }
 
@@ -795,6 +772,57 @@ impl Platform for SimMac {
         Ok(Some(e.keybag_generation == u.generation))
     }
 
+    fn ownership_enabled(&self, vol: &Volume) -> Result<bool> {
+        Ok(self.desc(&vol.device)?.1.ownership)
+    }
+
+    fn preboot_mount(&mut self, vol: &Volume) -> Result<Option<PrebootMount>> {
+        let Some(c) = self
+            .mac
+            .containers
+            .iter()
+            .find(|c| c.reference == vol.container)
+        else {
+            return Ok(None);
+        };
+        let Some(pre) = c
+            .volumes
+            .iter()
+            .find(|v| v.roles.iter().any(|r| r == "Preboot"))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PrebootMount {
+            device: pre.device.clone(),
+            path: self.root.join(VOLUMES_DIR).join(&pre.device),
+            mounted_by_us: false,
+        }))
+    }
+
+    fn preboot_release(&mut self, _mount: PrebootMount) {}
+
+    fn rehearse(&mut self) -> Result<Rehearsal> {
+        Ok(Rehearsal {
+            outcome: RehearsalOutcome::NotNeeded,
+            transcript: vec![
+                "simulated Mac: passphrases are passed in memory, no framing to prove".into(),
+            ],
+        })
+    }
+
+    fn accept_unrehearsed(&mut self) {}
+
+    fn system(&self) -> SystemInfo {
+        SystemInfo {
+            os: Some(format!(
+                "simulated Mac (scenario {})",
+                crate::text::escape(&self.mac.scenario)
+            )),
+            machine: None,
+            diskutil: None,
+        }
+    }
+
     fn files(&self, vol: &Volume) -> Result<PathBuf> {
         let (_, d) = self.desc(&vol.device)?;
         if d.locked && !self.unlocked.contains(&vol.device) {
@@ -803,7 +831,7 @@ impl Platform for SimMac {
                 format!(
                     "volume {} ({}) is locked",
                     vol.device,
-                    crate::output::escape(&vol.name)
+                    crate::text::escape(&vol.name)
                 ),
             )
             .hint("unlock it with a FileVault user's password first"));

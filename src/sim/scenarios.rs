@@ -13,12 +13,12 @@ use std::path::Path;
 use plist::{Data, Dictionary, Value};
 
 use super::{
-    AttemptCounter, ContainerDesc, GroupDesc, GroupMember, Keybag, KeybagUser, MacFile,
-    PrebootEntry, VolumeDesc, ENCLAVE_FILE, FORMAT_VERSION, KEYBAGS_DIR, MAC_FILE, PREBOOT_USERS,
-    VOLUMES_DIR,
+    AttemptCounter, ContainerDesc, GroupDesc, GroupMember, Keybag, KeybagUser, MacFile, VolumeDesc,
+    ENCLAVE_FILE, FORMAT_VERSION, KEYBAGS_DIR, MAC_FILE, VOLUMES_DIR,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::{GROUPS_DIR, USERS_DIR};
+use crate::formats::preboot::{PrebootEntry, PREBOOT_USERS};
+use crate::formats::record::{GROUPS_DIR, USERS_DIR};
 
 /// alice's OLD password.
 pub const ALICE_OLD: &str = "Old-Passw0rd!";
@@ -293,13 +293,13 @@ fn user_record(u: &SimUser, it: Iterations, now: f64) -> Result<Vec<u8>> {
             ";ShadowHash;HASHLIST:<SALTED-SHA512>".to_string(),
         )
     } else {
-        let sh =
-            crate::shadowhash::generate(u.login.as_bytes(), it.salted, it.srp).map_err(fail)?;
+        let sh = crate::formats::shadowhash::generate(u.login.as_bytes(), it.salted, it.srp)
+            .map_err(fail)?;
         let names = sh.scheme_names();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         (
             sh.to_attribute().map_err(fail)?,
-            crate::shadowhash::hashlist_authority(&names),
+            crate::formats::shadowhash::hashlist_authority(&names),
         )
     };
     d.insert("ShadowHashData".into(), shadow);
@@ -384,7 +384,7 @@ const KEYCHAIN_TEMPLATE: &[u8] = include_bytes!("../../assets/login-template.key
 pub const KEYCHAIN_TEMPLATE_PASSWORD: &str = "keychainbreaker-test";
 
 fn keychain_for(pw: &str) -> Result<Vec<u8>> {
-    crate::keychain::rekey(
+    crate::formats::keychain::rekey(
         KEYCHAIN_TEMPLATE,
         KEYCHAIN_TEMPLATE_PASSWORD.as_bytes(),
         pw.as_bytes(),
@@ -559,6 +559,7 @@ fn vol(uuid: &str, device: &str, name: &str, role: &str, fv: bool, locked: bool)
         locked,
         crypto_migration: false,
         in_use: 12_000_000_000,
+        ownership: true,
     }
 }
 
@@ -642,7 +643,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
     let Some(s) = find(scenario) else {
         return Err(Error::new(
             ErrorKind::Usage,
-            format!("no scenario '{}'", crate::output::escape(scenario)),
+            format!("no scenario '{}'", crate::text::escape(scenario)),
         )
         .hint("`fvsync sim scenarios` lists them"));
     };
@@ -654,14 +655,14 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
         if entries.next().is_some() {
             return Err(Error::new(
                 ErrorKind::Usage,
-                format!("{} exists and is not empty", crate::output::quote_path(dir)),
+                format!("{} exists and is not empty", crate::text::quote_path(dir)),
             )
             .hint("choose a new folder, or delete this one first"));
         }
     } else if dir.exists() {
         return Err(Error::new(
             ErrorKind::Usage,
-            format!("{} is not a folder", crate::output::quote_path(dir)),
+            format!("{} is not a folder", crate::text::quote_path(dir)),
         ));
     }
     let parent = match dir.parent() {

@@ -238,21 +238,21 @@ pub fn login_accepts(dir: &Path, user: &str, pw: &str) -> (bool, bool) {
         );
         out.as_slice() == e["entropy"].as_data().unwrap()
     });
-    let sh = fvsync::shadowhash::ShadowHash::parse_attribute(
+    let sh = fvsync::formats::shadowhash::ShadowHash::parse_attribute(
         &rec.as_dictionary().unwrap()["ShadowHashData"],
     )
     .unwrap();
     let srp = sh
         .srp
-        .map(|e| e.check(pw.as_bytes()) == fvsync::shadowhash::Check::Match);
+        .map(|e| e.check(pw.as_bytes()) == fvsync::formats::shadowhash::Check::Match);
     (salted.unwrap_or(false), srp.unwrap_or(false))
 }
 
 pub fn keychain_accepts(dir: &Path, user: &str, pw: &str) -> bool {
     let bytes = std::fs::read(keychain_path(dir, user)).unwrap();
     matches!(
-        fvsync::keychain::check(&bytes, pw.as_bytes()),
-        Ok(fvsync::keychain::KeychainCheck::Accepts)
+        fvsync::formats::keychain::check(&bytes, pw.as_bytes()),
+        Ok(fvsync::formats::keychain::KeychainCheck::Accepts)
     )
 }
 

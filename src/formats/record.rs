@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use plist::{Dictionary, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::shadowhash::ShadowHash;
+use crate::formats::shadowhash::ShadowHash;
 
 /// The dslocal users folder, relative to a Data volume's root.
 pub const USERS_DIR: &str = "private/var/db/dslocal/nodes/Default/users";
@@ -30,7 +30,7 @@ pub fn check_name(name: &str) -> Result<()> {
             ErrorKind::Usage,
             format!(
                 "'{}' is not a valid macOS short name",
-                crate::output::escape(&name.chars().take(64).collect::<String>())
+                crate::text::escape(&name.chars().take(64).collect::<String>())
             ),
         )
         .hint("short names are the account names shown by `fvsync users`"));
@@ -177,7 +177,7 @@ impl UserRecord {
         self.dict.insert("ShadowHashData".into(), attr);
         let names = sh.scheme_names();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let hashlist = crate::shadowhash::hashlist_authority(&names);
+        let hashlist = crate::formats::shadowhash::hashlist_authority(&names);
         let mut aa: Vec<Value> = Vec::new();
         let mut placed = false;
         for s in self.strings("authentication_authority") {
@@ -282,8 +282,8 @@ pub fn load(path: &Path, expected_name: Option<&str>) -> Result<UserRecord> {
                 path,
                 format!(
                     "the record's name is '{}', not '{}'",
-                    crate::output::escape(rec.name()),
-                    crate::output::escape(n)
+                    crate::text::escape(rec.name()),
+                    crate::text::escape(n)
                 ),
             ));
         }
