@@ -150,39 +150,6 @@ fn alice_hash_for(dir: &Path, pw: &str) {
     std::fs::remove_file(keychain_path(dir, "alice")).unwrap();
 }
 
-/// Every entry under `dir`: a regular file's SHA-256, a link's target, a
-/// FIFO's kind (never opened: reading it would block), with the mode, owner
-/// and group, so a change of content, kind, permission or ownership shows.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
-    use sha2::{Digest, Sha256};
-    use std::os::unix::fs::MetadataExt;
-    fn walk(base: &Path, d: &Path, m: &mut std::collections::BTreeMap<String, String>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            let ft = meta.file_type();
-            let what = if ft.is_dir() {
-                walk(base, &p, m);
-                "dir".to_string()
-            } else if ft.is_symlink() {
-                format!("link to {}", std::fs::read_link(&p).unwrap().display())
-            } else if ft.is_file() {
-                hex::encode(Sha256::digest(std::fs::read(&p).unwrap()))
-            } else {
-                "special".to_string()
-            };
-            m.insert(
-                rel,
-                format!("{what} {:o} {}:{}", meta.mode(), meta.uid(), meta.gid()),
-            );
-        }
-    }
-    let mut m = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut m);
-    m
-}
-
 // ---------------------------------------------------------------------------
 // The catalogue.
 
@@ -1184,7 +1151,7 @@ fn passwords_are_bytes_cases() -> Vec<Case> {
 fn run_case(c: &Case) {
     let (_t, dir) = mac(c.scenario);
     (c.setup)(&dir);
-    let before = snapshot(&dir);
+    let before = tree(&dir);
     let mut args: Vec<OsString> = match c.backend {
         Backend::Sim => vec!["--simulate".into(), dir.clone().into_os_string()],
         Backend::Diskutil(mode) => vec![
@@ -1248,7 +1215,7 @@ fn run_case(c: &Case) {
         stderr.len()
     );
 
-    let mut after = snapshot(&dir);
+    let mut after = tree(&dir);
     let mut before = before;
     if c.attempts {
         before.remove("SecureEnclave.plist");

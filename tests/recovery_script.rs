@@ -3,7 +3,6 @@
 //! download through a stub `curl`, and the refusal of a binary whose SHA-256 does
 //! not match (fvsync must never run).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -11,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
+
+mod common;
 
 const OLD: &str = "Old-Passw0rd!";
 const NEW: &str = "New-Passw0rd!";
@@ -60,24 +61,6 @@ fn sim_mac(dir: &Path) -> PathBuf {
         .unwrap();
     assert!(out.status.success(), "sim create: {out:?}");
     mac
-}
-
-/// Every file of a tree, by relative path, with its SHA-256.
-fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.insert(rel, sha256_hex(&fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// A "USB stick": the built fvsync under the name the script expects, the
@@ -374,7 +357,7 @@ fn tampered_binary_is_refused_and_never_runs() {
     bytes[last] ^= 0x01;
     fs::write(&p, &bytes).unwrap();
 
-    let before = hash_tree(&mac);
+    let before = common::tree(&mac);
     // reconcile --yes would change the simulated Mac if fvsync ran.
     let out = run_script(
         &usb.join("fvsync-recovery.sh"),
@@ -402,7 +385,7 @@ fn tampered_binary_is_refused_and_never_runs() {
     assert!(stdout.is_empty(), "fvsync printed something: {stdout}");
     assert!(!stderr.contains("Running: fvsync"), "{stderr}");
     assert_eq!(
-        hash_tree(&mac),
+        common::tree(&mac),
         before,
         "the simulated Mac changed: fvsync ran"
     );
@@ -422,7 +405,7 @@ fn missing_checksum_line_is_refused() {
         format!("{}  fvsync-other-platform\n", "0".repeat(64)),
     )
     .unwrap();
-    let before = hash_tree(&mac);
+    let before = common::tree(&mac);
     let out = run_script(
         &usb.join("fvsync-recovery.sh"),
         &[
@@ -444,7 +427,7 @@ fn missing_checksum_line_is_refused() {
         "{stderr}"
     );
     assert!(text(&out.stdout).is_empty());
-    assert_eq!(hash_tree(&mac), before);
+    assert_eq!(common::tree(&mac), before);
 }
 
 /// recoveryOS may lack shasum (a Perl script) and sha256sum: openssl must do.

@@ -1,15 +1,18 @@
 //! Shared helpers for the integration tests: run the binary, build simulated
-//! Macs, hash trees, and an independent check of every secret that does not go
-//! through fvsync's engine (it reads the plists itself and calls the RustCrypto
-//! crates directly for FileVault and the login hash).
+//! Macs, snapshot trees (`snapshot.rs`), and an independent check of every
+//! secret that does not go through fvsync's engine (it reads the plists itself
+//! and calls the RustCrypto crates directly for FileVault and the login hash).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+mod snapshot;
+// Each test binary uses a part of it (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use snapshot::{disk_tree, tree, tree_diff, Entry, Kind, Tree};
 
 pub const OLD: &str = "Old-Passw0rd!";
 pub const NEW: &str = "New-Passw0rd!";
@@ -142,37 +145,6 @@ pub fn json(o: &Out) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", o.stdout, o.stderr))
 }
 
-/// Every file under `dir` with its SHA-256 and mode.
-pub fn tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
-    let mut m = BTreeMap::new();
-    fn walk(base: &Path, d: &Path, m: &mut BTreeMap<String, (String, u32)>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            if meta.is_dir() {
-                m.insert(
-                    format!("{rel}/"),
-                    (String::new(), meta.permissions().mode()),
-                );
-                walk(base, &p, m);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                m.insert(
-                    rel,
-                    (
-                        hex::encode(Sha256::digest(&bytes)),
-                        meta.permissions().mode(),
-                    ),
-                );
-            }
-        }
-    }
-    walk(dir, dir, &mut m);
-    m
-}
-
 pub fn data_root(dir: &Path) -> PathBuf {
     dir.join("Volumes/disk3s5")
 }
@@ -299,12 +271,4 @@ pub fn failed_attempts(dir: &Path) -> u64 {
         .unwrap()["FailedAttempts"]
         .as_unsigned_integer()
         .unwrap()
-}
-
-/// The Mac's files: every file but the Secure Enclave's counters (hardware
-/// state, which a rejected attempt changes even in a dry run).
-pub fn disk_tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
-    let mut t = tree(dir);
-    t.remove("SecureEnclave.plist");
-    t
 }
