@@ -292,26 +292,18 @@ fn bad_passwords_and_names_are_usage_errors() {
     let before = tree(&dir);
     let long = "x".repeat(128);
     let cases: &[(&[&str], &str, &str)] = &[
+        (RECONCILE, "", "missing from standard input"),
         (
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-            "",
-            "missing from standard input",
-        ),
-        (
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            RECONCILE,
             "Old-Passw0rd!\n\n",
             "missing from standard input",
         ),
         (
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            RECONCILE,
             &format!("Old-Passw0rd!\n{long}\n"),
             "at most 127 bytes",
         ),
-        (
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-            "Old-Passw0rd!\nab\0cd\n",
-            "NUL",
-        ),
+        (RECONCILE, "Old-Passw0rd!\nab\0cd\n", "NUL"),
         (
             &["diagnose", "--user", "../alice", "--password-stdin"],
             "a\nb\n",
@@ -339,15 +331,8 @@ fn bad_passwords_and_names_are_usage_errors() {
     }
     // Invalid UTF-8 on stdin.
     let o = fvsync()
-        .args([
-            "--simulate",
-            dir.to_str().unwrap(),
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ])
+        .args(["--simulate", dir.to_str().unwrap()])
+        .args(RECONCILE)
         .write_stdin(b"Old-Passw0rd!\n\xff\xfe\n".to_vec())
         .output()
         .unwrap();
@@ -376,7 +361,7 @@ fn reconcile_and_undo_refuse_a_normal_boot() {
     std::fs::write(&p, s).unwrap();
     let before = tree(&dir);
     for cmdline in [
-        vec!["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        RECONCILE.to_vec(),
         vec!["undo", "--user", "alice", "--password-stdin", "--yes"],
     ] {
         let o = cmd(&dir, &cmdline, &[OLD, NEW]);
@@ -406,18 +391,7 @@ fn reconcile_and_undo_refuse_a_normal_boot() {
 #[test]
 fn json_errors_are_json_documents() {
     let (_t, dir) = mac("not-a-filevault-user");
-    let o = cmd(
-        &dir,
-        &[
-            "--json",
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &[OLD, NEW],
-    );
+    let o = reconcile(&dir, &["--json"], OLD, NEW);
     assert_eq!(o.code, Some(5));
     let v = json(&o);
     assert_eq!(v["version"], 1);
@@ -447,31 +421,9 @@ fn no_password_reaches_output_journal_log_or_backup() {
         &[OLD, NEW],
     );
     let mut seen = o.stdout + &o.stderr;
-    let o = cmd(
-        &dir,
-        &[
-            "--json",
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &[OLD, NEW],
-    );
+    let o = reconcile(&dir, &["--json"], OLD, NEW);
     seen += &(o.stdout + &o.stderr);
-    let o = cmd(
-        &dir,
-        &[
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-            "--dry-run",
-        ],
-        &[OLD, NEW],
-    );
+    let o = reconcile(&dir, &["--dry-run"], OLD, NEW);
     seen += &(o.stdout + &o.stderr);
     let o = cmd(
         &dir,

@@ -35,18 +35,7 @@ fn opens(dir: &std::path::Path) -> bool {
 }
 
 fn rerun_converges(dir: &std::path::Path, why: &str) {
-    let o = cmd(
-        dir,
-        &[
-            "--json",
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &[OLD, NEW],
-    );
+    let o = reconcile(dir, &["--json"], OLD, NEW);
     assert_eq!(
         o.code,
         Some(0),
@@ -83,12 +72,7 @@ fn every_failpoint_error_and_abort() {
                 let rec = std::fs::read(record_path(&dir, "alice")).unwrap();
                 let kc = std::fs::read(keychain_path(&dir, "alice")).unwrap();
                 let spec = format!("{point}:{mode}");
-                let o = cmd_env(
-                    &dir,
-                    &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-                    &[OLD, NEW],
-                    &[("FVSYNC_FAILPOINT", &spec)],
-                );
+                let o = reconcile_env(&dir, &[], OLD, NEW, &[("FVSYNC_FAILPOINT", &spec)]);
                 assert!(opens(&dir), "{why}: locked out after the fault");
                 match (mode, o.code) {
                     ("abort", None) => {}
@@ -155,10 +139,11 @@ fn every_failpoint_error_and_abort() {
 fn rollback_after_filevault_change_restores_everything() {
     let (_t, dir) = mac("all-old");
     let rec = std::fs::read(record_path(&dir, "alice")).unwrap();
-    let o = cmd_env(
+    let o = reconcile_env(
         &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[],
+        OLD,
+        NEW,
         &[("FVSYNC_FAILPOINT", "record-write:error")],
     );
     assert_eq!(o.code, Some(6), "{}", o.stderr);
@@ -173,10 +158,11 @@ fn rollback_after_filevault_change_restores_everything() {
 #[test]
 fn a_rollback_that_cannot_finish_exits_7_and_a_rerun_finishes() {
     let (_t, dir) = mac("all-old");
-    let o = cmd_env(
+    let o = reconcile_env(
         &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[],
+        OLD,
+        NEW,
         &[("FVSYNC_FAILPOINT", "after-record:error,rollback-step:error")],
     );
     assert_eq!(o.code, Some(7), "{}", o.stderr);
@@ -198,19 +184,15 @@ fn resumed_run_keeps_the_original_backup_for_undo() {
     let (_t, dir) = mac("all-old");
     let rec = std::fs::read(record_path(&dir, "alice")).unwrap();
     let kc = std::fs::read(keychain_path(&dir, "alice")).unwrap();
-    let o = cmd_env(
+    let o = reconcile_env(
         &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[],
+        OLD,
+        NEW,
         &[("FVSYNC_FAILPOINT", "after-record:abort")],
     );
     assert_eq!(o.code, None, "the process should have died");
-    let o = cmd(
-        &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
-    );
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = reconcile_ok(&dir, &[], OLD, NEW);
     assert!(o.stdout.contains("Resuming"), "{}", o.stdout);
     let o = cmd(
         &dir,

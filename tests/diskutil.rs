@@ -63,19 +63,7 @@ fn missing_diskutil_is_refused_with_a_hint() {
 fn diskutil_sees_a_fixed_environment_and_no_secret() {
     let (_t, dir) = mac("all-old");
     let w = dir.parent().unwrap().join("diskutil");
-    let o = run_env(
-        &[
-            "--diskutil",
-            w.to_str().unwrap(),
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &format!("{OLD}\n{NEW}\n"),
-        &[("SECRET_LOOKING_VAR", "leak-me")],
-    );
+    let o = reconcile_through(&w, &[], OLD, NEW, &[("SECRET_LOOKING_VAR", "leak-me")]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let calls = emulator_calls(&dir);
     let mut verbs = Vec::new();
@@ -122,17 +110,7 @@ fn diskutil_sees_a_fixed_environment_and_no_secret() {
 /// volumes stay unlocked between runs (one Recovery session); must exit 0.
 fn reconcile_in_session(dir: &std::path::Path, old: &str, new: &str) -> serde_json::Value {
     let w = dir.parent().unwrap().join("diskutil");
-    let args = [
-        "--diskutil",
-        w.to_str().unwrap(),
-        "--json",
-        "reconcile",
-        "--user",
-        "alice",
-        "--password-stdin",
-        "--yes",
-    ];
-    let o = run(&args, &format!("{old}\n{new}\n"));
+    let o = reconcile_through(&w, &["--json"], old, new, &[]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     serde_json::from_str(&o.stdout).unwrap()
 }

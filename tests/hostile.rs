@@ -246,7 +246,6 @@ impl Case {
 }
 
 const DIAG: &[&str] = &["diagnose", "--user", "alice", "--password-stdin"];
-const RECONCILE: &[&str] = &["reconcile", "--user", "alice", "--password-stdin", "--yes"];
 const DIAG_BOB: &[&str] = &["diagnose", "--user", "bob", "--password-stdin"];
 const VERIFY: &[&str] = &["verify", "--user", "alice", "--password-stdin"];
 

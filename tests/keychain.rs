@@ -52,12 +52,7 @@ fn reconcile_rekeys_and_keeps_items_and_undo_restores() {
     let orig = std::fs::read(&kc).unwrap();
     let before = items(&orig, OLD);
     assert!(!before.is_empty());
-    let o = cmd(
-        &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
-    );
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    reconcile_ok(&dir, &[], OLD, NEW);
     let now = std::fs::read(&kc).unwrap();
     assert_eq!(check(&now, NEW.as_bytes()).unwrap(), KeychainCheck::Accepts);
     assert_eq!(check(&now, OLD.as_bytes()).unwrap(), KeychainCheck::Rejects);
@@ -123,11 +118,7 @@ fn keychains_fvsync_cannot_handle_are_left_as_is() {
             row["note"].as_str().unwrap_or("").contains(note),
             "{name}: {row}"
         );
-        let o = cmd(
-            &dir,
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-            &[OLD, NEW],
-        );
+        let o = reconcile(&dir, &[], OLD, NEW);
         assert_eq!(o.code, Some(0), "{name}: {}", o.stderr);
         assert!(
             o.stdout.contains("left as is") || o.stderr.contains("left as is"),
@@ -168,12 +159,7 @@ fn absent_keychain_is_not_applicable() {
         &[OLD, NEW],
     ));
     assert_eq!(v["secrets"][3]["accepts"], "not-applicable");
-    let o = cmd(
-        &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
-    );
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    reconcile_ok(&dir, &[], OLD, NEW);
     assert!(
         !keychain_path(&dir, "alice").exists(),
         "fvsync must not create a keychain"
@@ -200,11 +186,7 @@ fn a_symlinked_keychains_folder_is_refused() {
     std::fs::rename(&kc_dir, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &kc_dir).unwrap();
     let before = tree(&elsewhere);
-    let o = cmd(
-        &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
-    );
+    let o = reconcile(&dir, &[], OLD, NEW);
     assert_eq!(o.code, Some(5), "{}", o.stderr);
     assert!(o.stderr.contains("symbolic link"), "{}", o.stderr);
     assert_eq!(tree(&elsewhere), before);

@@ -174,7 +174,7 @@ fn flows(diskutil: bool) {
             0,
         ),
         (
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+            RECONCILE,
             both.clone(),
             &[("FVSYNC_FAILPOINT", "after-record:error")],
             6,
@@ -217,12 +217,7 @@ fn flows(diskutil: bool) {
             &[],
             0,
         ),
-        (
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-            both.clone(),
-            &[],
-            0,
-        ),
+        (RECONCILE, both.clone(), &[], 0),
     ];
     for (args, stdin, env, code) in steps {
         let mut a = base.clone();

@@ -10,19 +10,10 @@ use common::*;
 
 const NEW2: &str = "Newer-Passw0rd!";
 
-fn reconcile(dir: &std::path::Path, old: &str, new: &str, env: &[(&str, &str)]) -> Out {
-    cmd_env(
-        dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[old, new],
-        env,
-    )
-}
-
 #[test]
 fn undo_refuses_an_old_that_the_reconcile_did_not_replace() {
     let (_t, dir) = mac("all-old");
-    assert_eq!(reconcile(&dir, OLD, NEW, &[]).code, Some(0));
+    reconcile_ok(&dir, &[], OLD, NEW);
     let before = disk_tree(&dir);
     let o = cmd(
         &dir,
@@ -57,7 +48,7 @@ fn undo_refuses_an_old_that_the_reconcile_did_not_replace() {
 #[test]
 fn undo_with_a_missing_backup_changes_nothing() {
     let (_t, dir) = mac("all-old");
-    assert_eq!(reconcile(&dir, OLD, NEW, &[]).code, Some(0));
+    reconcile_ok(&dir, &[], OLD, NEW);
     let backups = data_root(&dir).join("private/var/db/fvsync/backups");
     for e in std::fs::read_dir(&backups).unwrap() {
         let p = e.unwrap().path();
@@ -88,16 +79,18 @@ fn undo_with_a_missing_backup_changes_nothing() {
 fn a_run_with_other_passwords_rolls_back_to_where_it_started() {
     let (_t, dir) = mac("all-old");
     // Run 1 (OLD -> NEW) dies after writing the record: FileVault and login on NEW.
-    let o = reconcile(
+    let o = reconcile_env(
         &dir,
+        &[],
         OLD,
         NEW,
         &[("FVSYNC_FAILPOINT", "after-record:abort")],
     );
     assert_eq!(o.code, None);
     // Run 2 (NEW -> NEW2) fails after its own record write and rolls back.
-    let o = reconcile(
+    let o = reconcile_env(
         &dir,
+        &[],
         NEW,
         NEW2,
         &[("FVSYNC_FAILPOINT", "after-record:error")],
@@ -113,15 +106,15 @@ fn a_run_with_other_passwords_rolls_back_to_where_it_started() {
 fn a_crash_between_the_record_write_and_its_mark_is_settled() {
     let (_t, dir) = mac("all-old");
     let rec = std::fs::read(record_path(&dir, "alice")).unwrap();
-    let o = reconcile(
+    let o = reconcile_env(
         &dir,
+        &[],
         OLD,
         NEW,
         &[("FVSYNC_FAILPOINT", "record-written:abort")],
     );
     assert_eq!(o.code, None);
-    let o = reconcile(&dir, OLD, NEW, &[]);
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    reconcile_ok(&dir, &[], OLD, NEW);
     let j =
         std::fs::read_to_string(data_root(&dir).join("private/var/db/fvsync/alice.journal.json"))
             .unwrap();
@@ -152,22 +145,9 @@ fn an_unknown_filevault_outcome_is_exit_7_not_rolled_back() {
     let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
     let w = dir.parent().unwrap().join("diskutil-slow-change");
     std::os::unix::fs::symlink(emu, &w).unwrap();
-    let o = run(
-        &[
-            "--diskutil",
-            w.to_str().unwrap(),
-            // Long enough for the change itself on a loaded machine; the
-            // emulator then sleeps far longer.
-            "--diskutil-timeout",
-            "10",
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &format!("{OLD}\n{NEW}\n"),
-    );
+    // A timeout long enough for the change itself on a loaded machine; the
+    // emulator then sleeps far longer.
+    let o = reconcile_through(&w, &["--diskutil-timeout", "10"], OLD, NEW, &[]);
     assert_eq!(o.code, Some(7), "{}", o.stderr);
     assert!(o.stderr.contains("may or may not"), "{}", o.stderr);
     assert!(fv_accepts(&dir, ALICE_UUID, NEW), "the change did happen");
@@ -177,18 +157,7 @@ fn an_unknown_filevault_outcome_is_exit_7_not_rolled_back() {
     assert!(j.contains("\"state\": \"open\""), "{j}");
     // A plain re-run finishes.
     let ok = dir.parent().unwrap().join("diskutil");
-    let o = run(
-        &[
-            "--diskutil",
-            ok.to_str().unwrap(),
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &format!("{OLD}\n{NEW}\n"),
-    );
+    let o = reconcile_through(&ok, &[], OLD, NEW, &[]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
 }

@@ -62,7 +62,7 @@ fn not_a_filevault_user_is_refused_everywhere() {
     let before = tree(&dir);
     for args in [
         vec!["diagnose", "--user", "alice", "--password-stdin"],
-        vec!["reconcile", "--user", "alice", "--password-stdin", "--yes"],
+        RECONCILE.to_vec(),
         vec![
             "reconcile",
             "--user",
@@ -135,18 +135,7 @@ fn dry_run_writes_nothing_in_any_scenario() {
 fn reconcile_then_verify_every_scenario() {
     for (scenario, _, before) in EXPECTED {
         let (_t, dir) = mac(scenario);
-        let o = cmd(
-            &dir,
-            &[
-                "--json",
-                "reconcile",
-                "--user",
-                "alice",
-                "--password-stdin",
-                "--yes",
-            ],
-            &[OLD, NEW],
-        );
+        let o = reconcile(&dir, &["--json"], OLD, NEW);
         assert_eq!(o.code, Some(0), "{scenario}: {}", o.stderr);
         let v = json(&o);
         assert!(
@@ -204,11 +193,7 @@ fn reconcile_then_verify_every_scenario() {
         );
         assert_eq!(o.code, Some(3), "{scenario}: {}", o.stdout);
         // A second reconcile has nothing to do.
-        let o = cmd(
-            &dir,
-            &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-            &[OLD, NEW],
-        );
+        let o = reconcile(&dir, &[], OLD, NEW);
         assert_eq!(o.code, Some(0), "{scenario}: {}", o.stderr);
         assert!(
             o.stdout.contains("Nothing to do"),
@@ -226,12 +211,7 @@ fn reconcile_keeps_other_attributes_owner_and_mode() {
         .unwrap()
         .into_dictionary()
         .unwrap();
-    let o = cmd(
-        &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
-    );
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    reconcile_ok(&dir, &[], OLD, NEW);
     let bytes = std::fs::read(&path).unwrap();
     assert!(
         bytes.starts_with(b"bplist00"),
@@ -351,19 +331,7 @@ fn throttled_wrong_old_spends_one_attempt_and_exits_4() {
     }
     // With the right OLD, the same Mac reconciles: one attempt left is enough
     // when no attempt fails.
-    let o = cmd(
-        &dir,
-        &[
-            "--json",
-            "reconcile",
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--yes",
-        ],
-        &[OLD, NEW],
-    );
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = reconcile_ok(&dir, &["--json"], OLD, NEW);
     assert_eq!(json(&o)["filevault_attempts"]["failed"], 0);
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
 }
@@ -411,12 +379,7 @@ fn undo_puts_the_last_reconcile_back() {
     let (_t, dir) = mac("all-old");
     let rec_before = std::fs::read(record_path(&dir, "alice")).unwrap();
     let kc_before = std::fs::read(keychain_path(&dir, "alice")).unwrap();
-    let o = cmd(
-        &dir,
-        &["reconcile", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
-    );
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    reconcile_ok(&dir, &[], OLD, NEW);
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
     let o = cmd(
         &dir,

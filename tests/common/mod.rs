@@ -140,6 +140,59 @@ pub fn cmd_env(dir: &Path, args: &[&str], passwords: &[&str], env: &[(&str, &str
     out
 }
 
+/// `reconcile` of alice with the passwords on stdin and no question: the run
+/// most tests make.
+pub const RECONCILE: &[&str] = &["reconcile", "--user", "alice", "--password-stdin", "--yes"];
+
+/// [`RECONCILE`] followed by `extra` (`--json`, `--dry-run`, ...: fvsync's
+/// global flags may follow the subcommand) on this Mac, through the backend
+/// the suite runs (as [`cmd`]), with OLD and NEW on stdin.
+pub fn reconcile(dir: &Path, extra: &[&str], old: &str, new: &str) -> Out {
+    reconcile_env(dir, extra, old, new, &[])
+}
+
+/// [`reconcile`] with extra environment variables (a failpoint, say).
+pub fn reconcile_env(
+    dir: &Path,
+    extra: &[&str],
+    old: &str,
+    new: &str,
+    env: &[(&str, &str)],
+) -> Out {
+    let mut args = RECONCILE.to_vec();
+    args.extend_from_slice(extra);
+    cmd_env(dir, &args, &[old, new], env)
+}
+
+/// [`reconcile`], which must exit 0.
+pub fn reconcile_ok(dir: &Path, extra: &[&str], old: &str, new: &str) -> Out {
+    let o = reconcile(dir, extra, old, new);
+    assert_eq!(
+        o.code,
+        Some(0),
+        "reconcile {extra:?}: exit {:?}\nstdout: {}\nstderr: {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    o
+}
+
+/// [`RECONCILE`] followed by `extra` through this (emulated) diskutil,
+/// whichever backend the suite runs, with OLD and NEW on stdin.
+pub fn reconcile_through(
+    diskutil: &Path,
+    extra: &[&str],
+    old: &str,
+    new: &str,
+    env: &[(&str, &str)],
+) -> Out {
+    let mut args = vec!["--diskutil", diskutil.to_str().unwrap()];
+    args.extend_from_slice(RECONCILE);
+    args.extend_from_slice(extra);
+    run_env(&args, &format!("{old}\n{new}\n"), env)
+}
+
 pub fn json(o: &Out) -> serde_json::Value {
     serde_json::from_str(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", o.stdout, o.stderr))
