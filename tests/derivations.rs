@@ -7,33 +7,9 @@ mod common;
 use common::*;
 
 use fvsync::crypto::{clear_memo, derivation_count, memo_len};
-use fvsync::engine::{self, Ctx, Opts};
-use fvsync::output::Ui;
-use fvsync::secret::StdinSource;
-use fvsync::sim::SimMac;
+use fvsync::engine;
 
-fn run_engine(dir: &std::path::Path, which: &str, input: &'static [u8]) -> u8 {
-    let mut mac = SimMac::open(dir).unwrap();
-    let mut ui = Ui::with_writers(Box::new(std::io::sink()), Box::new(std::io::sink()), true);
-    let mut src = StdinSource::new(input);
-    let opts = Opts {
-        user: "alice".into(),
-        volume: None,
-        dry_run: false,
-        yes: true,
-    };
-    let mut ctx = Ctx {
-        p: &mut mac,
-        ui: &mut ui,
-        src: &mut src,
-    };
-    match which {
-        "diagnose" => engine::diagnose(&mut ctx, &opts),
-        "reconcile" => engine::reconcile(&mut ctx, &opts),
-        _ => engine::verify(&mut ctx, &opts),
-    }
-    .unwrap()
-}
+use common::inproc::{alice, run_engine};
 
 #[test]
 fn every_derivation_is_computed_once() {
@@ -41,7 +17,7 @@ fn every_derivation_is_computed_once() {
     clear_memo();
     let before = derivation_count();
     assert_eq!(
-        run_engine(&dir, "diagnose", b"Old-Passw0rd!\nNew-Passw0rd!\n"),
+        run_engine(&dir, &alice(), true, &[OLD, NEW], engine::diagnose).code,
         3
     );
     // FileVault: OLD (1). Login hash, SRP, keychain: OLD and NEW each (6).
@@ -51,7 +27,7 @@ fn every_derivation_is_computed_once() {
     clear_memo();
     let before = derivation_count();
     assert_eq!(
-        run_engine(&dir, "reconcile", b"Old-Passw0rd!\nNew-Passw0rd!\n"),
+        run_engine(&dir, &alice(), true, &[OLD, NEW], engine::reconcile).code,
         0
     );
     let computed = derivation_count() - before;

@@ -1,7 +1,8 @@
 //! Shared helpers for the integration tests: run the binary, build simulated
-//! Macs, snapshot trees (`snapshot.rs`), and an independent check of every
-//! secret that does not go through fvsync's engine (it reads the plists itself
-//! and calls the RustCrypto crates directly for FileVault and the login hash).
+//! Macs, snapshot trees (`snapshot.rs`), run the engine in-process
+//! (`inproc.rs`), and an independent check of every secret that does not go
+//! through fvsync's engine (it reads the plists itself and calls the RustCrypto
+//! crates directly for FileVault and the login hash).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,9 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use sha2::Sha256;
 
+/// The engine in-process (needs `--features testing`: `Password::for_tests`).
+#[cfg(feature = "testing")]
+pub mod inproc;
 mod snapshot;
 // Each test binary uses a part of it (as with `dead_code` above).
 #[allow(unused_imports)]

@@ -1,0 +1,146 @@
+//! The engine in-process, without launching the binary: a simulated Mac
+//! (`SimMac::open`), a `Ui` writing into buffers the test reads afterwards,
+//! and scripted passwords. Only the library's public entry points are used
+//! (`engine::{diagnose, verify, reconcile, undo}` and their `Ctx` and `Opts`),
+//! and an error is turned into its exit code and message as `main` does.
+//!
+//! The derivation memo (`fvsync::crypto`) is process-wide: unlike separate
+//! runs of the binary, in-process runs in one test binary share it (the
+//! derivation test relies on reading it after a run).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+
+use fvsync::engine::{Ctx, Opts};
+use fvsync::error::{Error, ErrorKind};
+use fvsync::output::Ui;
+use fvsync::secret::{Password, PasswordSource, Which};
+use fvsync::sim::SimMac;
+
+/// A writer into a buffer shared with the test.
+#[derive(Clone, Default)]
+pub struct Captured(Rc<RefCell<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Passwords handed out in order, as `--password-stdin` gives them (not a
+/// terminal: NEW is read once). Records which password each read asked for.
+pub struct Scripted {
+    passwords: VecDeque<String>,
+    /// What each read asked for, in order.
+    pub asked: Vec<Which>,
+    /// The answer to every yes/no question (`false`, as on stdin).
+    pub answer: bool,
+}
+
+impl Scripted {
+    pub fn new(passwords: &[&str]) -> Self {
+        Scripted {
+            passwords: passwords.iter().map(|p| p.to_string()).collect(),
+            asked: Vec::new(),
+            answer: false,
+        }
+    }
+}
+
+impl PasswordSource for Scripted {
+    fn read(&mut self, which: Which, _user: &str) -> Result<Password, Error> {
+        self.asked.push(which);
+        match self.passwords.pop_front() {
+            Some(p) => Ok(Password::for_tests(&p)),
+            None => Err(Error::new(
+                ErrorKind::Usage,
+                format!("the scripted passwords ran out ({which:?} asked)"),
+            )),
+        }
+    }
+
+    fn interactive(&self) -> bool {
+        false
+    }
+
+    fn confirm(&mut self, _question: &str) -> Result<bool, Error> {
+        Ok(self.answer)
+    }
+}
+
+/// What an in-process run printed and returned.
+pub struct InProc {
+    /// The exit code the binary would have given.
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+    /// Which passwords the run asked for, in order.
+    pub asked: Vec<Which>,
+}
+
+impl InProc {
+    /// stdout as the one JSON document of a `json` run.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// `--user alice --password-stdin --yes`.
+pub fn alice() -> Opts {
+    Opts {
+        user: "alice".into(),
+        yes: true,
+        ..Opts::default()
+    }
+}
+
+/// Runs `command` (e.g. `fvsync::engine::diagnose`) in-process on the
+/// simulated Mac in `dir`, with `passwords` as the lines of stdin would give
+/// them; `json` as `--json`.
+pub fn run_engine<F>(dir: &Path, opts: &Opts, json: bool, passwords: &[&str], command: F) -> InProc
+where
+    F: FnOnce(&mut Ctx<'_>, &Opts) -> fvsync::error::Result<u8>,
+{
+    let (out, err) = (Captured::default(), Captured::default());
+    let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(err.clone()), json);
+    let mut src = Scripted::new(passwords);
+    let result = SimMac::open(dir).and_then(|mut mac| {
+        let mut ctx = Ctx {
+            p: &mut mac,
+            ui: &mut ui,
+            src: &mut src,
+        };
+        command(&mut ctx, opts)
+    });
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            ui.error(&e);
+            e.kind().exit_code()
+        }
+    };
+    ui.flush();
+    drop(ui);
+    InProc {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+        asked: src.asked,
+    }
+}

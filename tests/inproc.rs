@@ -1,0 +1,94 @@
+//! The engine driven in-process (tests/common/inproc.rs) over simulated Macs:
+//! the first tests of a layer that needs no process per run. Each checks what
+//! the binary's tests check for the same run, and one that the in-process run
+//! prints exactly what the binary prints.
+#![cfg(feature = "testing")]
+
+mod common;
+use common::inproc::{alice, run_engine};
+use common::*;
+
+use fvsync::engine;
+use fvsync::secret::Which;
+
+#[test]
+fn inproc_diagnose_of_fv_old_login_new_exits_3_with_the_plan() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let before = tree(&dir);
+    let o = run_engine(&dir, &alice(), false, &[OLD, NEW], engine::diagnose);
+    assert_eq!(o.code, 3, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(o.asked, [Which::Old, Which::New]);
+    assert!(
+        o.stdout
+            .contains("Plan (what `fvsync reconcile` would do):"),
+        "{}",
+        o.stdout
+    );
+    for step in [
+        "filevault change alice's FileVault passphrase from OLD to NEW, then check NEW",
+        "login     skip: login hash and SRP verifier already accept NEW",
+        "keychain  skip: already accepts NEW",
+        "preboot   update the Preboot volume's FileVault user list",
+    ] {
+        assert!(o.stdout.contains(step), "no {step:?} in\n{}", o.stdout);
+    }
+    assert!(
+        o.stdout
+            .contains("Out of sync: run `fvsync reconcile --user alice` to apply this plan."),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("FileVault attempts used: 1 (0 failed)"));
+    assert!(!o.stdout.contains(OLD) && !o.stdout.contains(NEW) && !o.stderr.contains(OLD));
+    // FileVault accepted OLD at the first attempt: nothing changed, not even the counter.
+    assert_eq!(tree(&dir), before);
+}
+
+#[test]
+fn inproc_verify_of_in_sync_exits_0() {
+    let (_t, dir) = mac("in-sync");
+    let o = run_engine(&dir, &alice(), false, &[NEW], engine::verify);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(o.asked, [Which::Current]);
+    assert!(
+        o.stdout
+            .contains("In sync: every secret accepts this password."),
+        "{}",
+        o.stdout
+    );
+    let o = run_engine(&dir, &alice(), true, &[NEW], engine::verify);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.json()["in_sync"], true);
+    // OLD is no longer accepted anywhere: out of sync (3).
+    let o = run_engine(&dir, &alice(), false, &[OLD], engine::verify);
+    assert_eq!(o.code, 3, "{}", o.stdout);
+}
+
+/// The same JSON document and exit code as the binary, for a plan and for an
+/// error (an error leaves the engine as `Err` and is printed as `main` does).
+#[test]
+fn inproc_diagnose_prints_what_the_binary_prints() {
+    for (scenario, code) in [("fv-old-login-new", 3), ("not-a-filevault-user", 5)] {
+        let (_t, a) = mac(scenario);
+        let (_u, b) = mac(scenario);
+        let o = run_engine(&a, &alice(), true, &[OLD, NEW], engine::diagnose);
+        let bin = run(
+            &[
+                "--simulate",
+                b.to_str().unwrap(),
+                "--json",
+                "diagnose",
+                "--user",
+                "alice",
+                "--password-stdin",
+            ],
+            &format!("{OLD}\n{NEW}\n"),
+        );
+        assert_eq!(i32::from(o.code), code, "{scenario}: {}", o.stderr);
+        assert_eq!(bin.code, Some(code), "{scenario}: {}", bin.stderr);
+        assert_eq!(o.json(), json(&bin), "{scenario}");
+        if code == 5 {
+            assert_eq!(o.json()["error"]["kind"], "refused", "{scenario}");
+        }
+    }
+}
