@@ -1,27 +1,29 @@
 //! Command-line definitions (clap) and dispatch. No flag or environment
 //! variable takes a password: passwords come from a prompt or `--password-stdin`.
+//!
+//! Two layers, as ripgrep has them: the clap structs mirror what was typed
+//! (one struct per command), and [`run`] turns them into the engine's own
+//! options (`engine::cmd::*::Opts`), builds the platform and the password
+//! source, and renders the command's typed report.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{self, Ctx, Opts};
-use crate::error::Result;
+use crate::engine::cmd::{self, Finished};
+use crate::engine::{Ctx, Invocation, UserSel};
+use crate::error::{Exit, Result};
+use crate::output::render::Render;
 use crate::output::Ui;
 use crate::platform::Platform;
 use crate::secret::{PasswordSource, StdinSource, TerminalSource};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  ok (in sync, done, or nothing to do)
-  1  unexpected failure
-  2  usage error or bad input
-  3  out of sync (diagnose, verify)
-  4  authentication failed (FileVault accepted neither password)
-  5  refused: a precondition is not met (not a FileVault user, throttled, ...)
-  6  stopped, and every change was rolled back
-  7  stopped mid-way: run the same command again to finish
-130 interrupted (Ctrl-C)";
+/// The heading under which `--help` lists the flags for testing and support.
+const SUPPORT: &str = "Testing and support";
+
+fn exit_help() -> String {
+    Exit::help_table()
+}
 
 /// fvsync: bring a Mac user's FileVault password, login password and login
 /// keychain back in sync, from the Recovery terminal.
@@ -30,28 +32,14 @@ Exit codes:
     name = "fvsync",
     version,
     about = "Bring a Mac user's FileVault, login password and login keychain back in sync",
-    after_help = EXIT_CODES,
-    after_long_help = concat!(
-        "Examples:\n",
-        "  fvsync volumes\n",
-        "  fvsync users\n",
-        "  fvsync diagnose --user alice\n",
-        "  fvsync reconcile --user alice --dry-run\n",
-        "  fvsync reconcile --user alice\n",
-        "  fvsync verify --user alice\n\n",
-        "Rehearse on a simulated Mac:\n",
-        "  fvsync sim create /tmp/mac --scenario fv-old-login-new\n",
-        "  fvsync --simulate /tmp/mac diagnose --user alice\n\n",
-        "Exit codes:\n",
-        "  0  ok (in sync, done, or nothing to do)\n",
-        "  1  unexpected failure\n",
-        "  2  usage error or bad input\n",
-        "  3  out of sync (diagnose, verify)\n",
-        "  4  authentication failed (FileVault accepted neither password)\n",
-        "  5  refused: a precondition is not met (not a FileVault user, throttled, ...)\n",
-        "  6  stopped, and every change was rolled back\n",
-        "  7  stopped mid-way: run the same command again to finish\n",
-        "130 interrupted (Ctrl-C)"
+    after_help = exit_help(),
+    after_long_help = format!(
+        "Examples:\n  fvsync volumes\n  fvsync users\n  fvsync diagnose --user alice\n  \
+         fvsync reconcile --user alice --dry-run\n  fvsync reconcile --user alice\n  \
+         fvsync verify --user alice\n\nRehearse on a simulated Mac:\n  \
+         fvsync sim create /tmp/mac --scenario fv-old-login-new\n  \
+         fvsync --simulate /tmp/mac diagnose --user alice\n\n{}",
+        exit_help()
     )
 )]
 pub struct Cli {
@@ -59,27 +47,110 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub simulate: Option<PathBuf>,
 
-    /// Use this diskutil instead of /usr/sbin/diskutil (unusual environments, tests).
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "simulate")]
-    pub diskutil: Option<PathBuf>,
-
-    /// Seconds one diskutil call may take before fvsync gives up on it.
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECS",
-        default_value_t = 120,
-        hide_short_help = true
-    )]
-    pub diskutil_timeout: u64,
-
     /// Print one JSON document on stdout (for scripts and MDM); see docs/json.md.
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Show paths, hash schemes and iteration counts in the tables.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
+    /// Use this diskutil instead of /usr/sbin/diskutil.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "simulate", help_heading = SUPPORT, hide_short_help = true)]
+    pub diskutil: Option<PathBuf>,
+
+    /// Use this hdiutil (the rehearsal's throwaway volume) instead of /usr/bin/hdiutil.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "simulate", help_heading = SUPPORT, hide_short_help = true)]
+    pub hdiutil: Option<PathBuf>,
+
+    /// Seconds one diskutil call may take before fvsync gives up on it.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120, help_heading = SUPPORT, hide_short_help = true)]
+    pub diskutil_timeout: u64,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The user a command works on.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The user's short name (a full name or another case is asked about).
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// The Data volume (device, name or UUID), when the user is on several.
+    #[arg(long, value_name = "DEV")]
+    pub volume: Option<String>,
+    /// Read passwords from standard input, one per line, instead of the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `diagnose`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Who and where.
+    #[command(flatten)]
+    pub user: UserArgs,
+    /// Do not ask before a second FileVault attempt.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Who and where.
+    #[command(flatten)]
+    pub user: UserArgs,
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply the plan without asking (needed with --password-stdin).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Go ahead when the rehearsal on a throwaway volume cannot run (have the recovery key at hand).
+    #[arg(long, help_heading = SUPPORT)]
+    pub without_rehearsal: bool,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Who and where.
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// `undo`.
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// Who and where.
+    #[command(flatten)]
+    pub user: UserArgs,
+    /// Show what would be put back and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Put it back without asking (needed with --password-stdin).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Go ahead when the rehearsal on a throwaway volume cannot run.
+    #[arg(long, help_heading = SUPPORT)]
+    pub without_rehearsal: bool,
+}
+
+/// `purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Who and where.
+    #[command(flatten)]
+    pub user: UserArgs,
+    /// Show what would be removed and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// Subcommands.
@@ -102,43 +173,31 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Show which password each secret accepts, and the plan. Asks OLD then NEW.
+    /// Show which password each secret accepts, and the plan. Asks OLD (twice), then NEW.
     #[command(
-        after_help = "With --password-stdin: OLD on line 1, NEW on line 2.\n\nExamples:\n  fvsync diagnose --user alice\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | fvsync --json diagnose --user alice --password-stdin\n\nExit: 0 in sync, 3 out of sync, 4 FileVault accepts neither, 5 refused."
+        after_help = "OLD is the password before the directory change; NEW is the current one.\nWith --password-stdin: OLD on line 1, NEW on line 2.\n\nExamples:\n  fvsync diagnose --user alice\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | fvsync --json diagnose --user alice --password-stdin\n\nExit: 0 in sync, 3 out of sync (reconcile fixes it), 4 FileVault accepts neither,\n5 refused, 8 out of sync and reconcile cannot fix it, 9 cancelled."
     )]
-    Diagnose(UserArgs),
-    /// Bring FileVault, the login password and the keychain to NEW. Asks OLD then NEW (twice).
+    Diagnose(DiagnoseArgs),
+    /// Bring FileVault, the login password and the keychain to NEW. Asks OLD and NEW, each twice.
     #[command(
-        after_help = "With --password-stdin: OLD on line 1, NEW on line 2 (typed once).\n\nExamples:\n  fvsync reconcile --user alice --dry-run\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | fvsync reconcile --user alice --password-stdin --yes\n\nExit: 0 done, 2 usage, 4 FileVault accepts neither, 5 refused, 6 rolled back, 7 run again to finish."
+        after_help = "OLD is the password before the directory change; NEW is the current one.\nWith --password-stdin: OLD on line 1, NEW on line 2 (each typed once).\n\nExamples:\n  fvsync reconcile --user alice --dry-run\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | fvsync reconcile --user alice --password-stdin --yes\n\nExit: 0 done, 2 usage, 4 FileVault accepts neither, 5 refused, 6 rolled back,\n7 run again to finish, 8 done but a secret takes neither password, 9 cancelled."
     )]
-    Reconcile {
-        /// Who and where.
-        #[command(flatten)]
-        user: UserArgs,
-        /// Show the plan and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Apply the plan without asking (needed with --password-stdin).
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    Reconcile(ReconcileArgs),
     /// Check every secret against one password. Asks one password.
     #[command(
-        after_help = "With --password-stdin: the password on line 1.\n\nExamples:\n  fvsync verify --user alice\n\nExit: 0 every secret accepts it, 3 not all do, 5 refused."
+        after_help = "With --password-stdin: the password on line 1.\n\nExamples:\n  fvsync verify --user alice\n\nExit: 0 every secret that counts accepts it, 3 not all do, 5 refused."
     )]
-    Verify(UserArgs),
-    /// Put the last reconcile back (FileVault NEW to OLD, record and keychain restored). Asks OLD then NEW.
+    Verify(VerifyArgs),
+    /// Put the last reconcile back (FileVault NEW to OLD, record and keychain restored). Asks NEW, then OLD.
     #[command(
-        after_help = "With --password-stdin: OLD on line 1, NEW on line 2.\n\nExamples:\n  fvsync undo --user alice\n\nExit: 0 done, 4 FileVault accepts neither, 5 nothing to undo or refused, 1 failure."
+        after_help = "With --password-stdin: NEW on line 1, OLD on line 2.\n\nExamples:\n  fvsync undo --user alice --dry-run\n  fvsync undo --user alice\n\nExit: 0 done, 4 FileVault refused NEW or OLD is not the one replaced, 5 nothing to\nundo or refused, 7 run again to finish, 9 cancelled."
     )]
-    Undo {
-        /// Who and where.
-        #[command(flatten)]
-        user: UserArgs,
-        /// Put it back without asking (needed with --password-stdin).
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    Undo(UndoArgs),
+    /// Remove a user's backups (the hash and keychain under OLD) once they are no longer wanted.
+    #[command(
+        after_help = "The backups of a run that did not finish are kept.\n\nExamples:\n  fvsync purge --user alice --dry-run\n  fvsync purge --user alice\n\nExit: 0 done, 5 refused, 9 cancelled."
+    )]
+    Purge(PurgeArgs),
     /// Create and list simulated Macs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -148,20 +207,6 @@ pub enum Command {
 
 /// The runbook, embedded at build time.
 pub const RUNBOOK: &str = include_str!("../docs/runbook.md");
-
-/// The user a command works on.
-#[derive(Debug, Args)]
-pub struct UserArgs {
-    /// The user's short name (see `fvsync users`).
-    #[arg(long, value_name = "NAME")]
-    pub user: String,
-    /// The Data volume (device, name or UUID), when the user is on several.
-    #[arg(long, value_name = "DEV")]
-    pub volume: Option<String>,
-    /// Read passwords from standard input, one per line, instead of the terminal.
-    #[arg(long)]
-    pub password_stdin: bool,
-}
 
 /// `fvsync sim ...`.
 #[derive(Debug, Subcommand)]
@@ -204,11 +249,60 @@ fn source(password_stdin: bool) -> Box<dyn PasswordSource> {
     }
 }
 
+/// How this fvsync was invoked, for hints: the Recovery launcher sets
+/// `FVSYNC_LAUNCHER` to its own command line; otherwise `fvsync` with the
+/// flags that choose the Mac.
+fn invocation(cli: &Cli) -> Invocation {
+    if let Some(l) = std::env::var_os("FVSYNC_LAUNCHER") {
+        let l = l.to_string_lossy();
+        if !l.is_empty() && l.len() < 512 && !l.chars().any(char::is_control) {
+            return Invocation {
+                prefix: l.into_owned(),
+            };
+        }
+    }
+    let mut prefix = "fvsync".to_string();
+    let mut flag = |name: &str, v: &Option<PathBuf>| {
+        if let Some(p) = v {
+            prefix.push_str(&format!(
+                " {name} {}",
+                crate::engine::shell_word(&p.to_string_lossy())
+            ));
+        }
+    };
+    flag("--simulate", &cli.simulate);
+    flag("--diskutil", &cli.diskutil);
+    flag("--hdiutil", &cli.hdiutil);
+    Invocation { prefix }
+}
+
+fn sel(u: &UserArgs, yes: bool) -> UserSel {
+    UserSel {
+        user: u.user.clone(),
+        volume: u.volume.clone(),
+        yes,
+    }
+}
+
+fn finish<R: serde::Serialize + Render>(
+    ui: &mut Ui,
+    f: Result<Finished<R>>,
+    code: impl Fn(&R) -> u8,
+) -> Result<u8> {
+    let f = f?;
+    ui.show(&f.report);
+    match f.error {
+        Some(e) => Err(e),
+        None => Ok(code(&f.report)),
+    }
+}
+
 /// Runs a parsed command line; returns the exit code.
 ///
 /// # Errors
 /// Any error of the command; `main` prints it and exits with its code.
 pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
+    ui.verbose = cli.verbose;
     match &cli.command {
         Command::Sim(SimCommand::Scenarios) => {
             if ui.json {
@@ -248,7 +342,7 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
                 ));
                 ui.line(&format!(
                     "Try: fvsync --simulate {} diagnose --user alice",
-                    crate::text::escape(&dir.to_string_lossy())
+                    crate::engine::shell_word(&dir.to_string_lossy())
                 ));
             }
             Ok(0)
@@ -266,44 +360,109 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
             crate::listing::volumes(p.as_ref(), ui)
         }
         Command::Users { volume, all } => {
-            let p = platform(&cli)?;
-            crate::listing::users(p.as_ref(), ui, volume.as_deref(), *all)
-        }
-        Command::Diagnose(u) | Command::Verify(u) | Command::Undo { user: u, .. } => {
             let mut p = platform(&cli)?;
-            let mut src = source(u.password_stdin);
-            let opts = Opts {
-                user: u.user.clone(),
-                volume: u.volume.clone(),
-                yes: matches!(cli.command, Command::Undo { yes: true, .. }),
-                ..Opts::default()
-            };
-            let mut ctx = Ctx {
-                p: p.as_mut(),
-                ui,
-                src: src.as_mut(),
-            };
-            match &cli.command {
-                Command::Diagnose(_) => engine::diagnose(&mut ctx, &opts),
-                Command::Verify(_) => engine::verify(&mut ctx, &opts),
-                _ => engine::undo(&mut ctx, &opts),
-            }
+            crate::listing::users(p.as_mut(), ui, volume.as_deref(), *all)
         }
-        Command::Reconcile { user, dry_run, yes } => {
-            let mut p = platform(&cli)?;
-            let mut src = source(user.password_stdin);
-            let opts = Opts {
-                user: user.user.clone(),
-                volume: user.volume.clone(),
-                dry_run: *dry_run,
-                yes: *yes,
-            };
-            let mut ctx = Ctx {
-                p: p.as_mut(),
-                ui,
-                src: src.as_mut(),
-            };
-            engine::reconcile(&mut ctx, &opts)
+        Command::Diagnose(a) => {
+            user_command(&cli, ui, &a.user, |ctx| diagnose(ctx, &sel(&a.user, a.yes)))
         }
+        Command::Verify(a) => {
+            user_command(&cli, ui, &a.user, |ctx| verify(ctx, &sel(&a.user, false)))
+        }
+        Command::Reconcile(a) => user_command(&cli, ui, &a.user, |ctx| {
+            let opts = cmd::reconcile::Opts {
+                sel: sel(&a.user, a.yes),
+                dry_run: a.dry_run,
+                without_rehearsal: a.without_rehearsal,
+            };
+            reconcile(ctx, &opts)
+        }),
+        Command::Undo(a) => user_command(&cli, ui, &a.user, |ctx| {
+            let opts = cmd::undo::Opts {
+                sel: sel(&a.user, a.yes),
+                dry_run: a.dry_run,
+                without_rehearsal: a.without_rehearsal,
+            };
+            undo(ctx, &opts)
+        }),
+        Command::Purge(a) => user_command(&cli, ui, &a.user, |ctx| {
+            let opts = cmd::purge::Opts {
+                sel: sel(&a.user, a.yes),
+                dry_run: a.dry_run,
+            };
+            purge(ctx, &opts)
+        }),
     }
+}
+
+/// `diagnose`, rendered; returns the exit code (in-process tests use it).
+///
+/// # Errors
+/// The command's error, for `main` to print.
+pub fn diagnose(ctx: &mut Ctx<'_>, sel: &UserSel) -> Result<u8> {
+    ctx.ui
+        .set_attempts(&crate::engine::attempts::Ledger::default());
+    let r = cmd::diagnose::run(ctx, sel);
+    finish(ctx.ui, r, |r| r.exit_code)
+}
+
+/// `verify`, rendered.
+///
+/// # Errors
+/// The command's error.
+pub fn verify(ctx: &mut Ctx<'_>, sel: &UserSel) -> Result<u8> {
+    ctx.ui
+        .set_attempts(&crate::engine::attempts::Ledger::default());
+    let r = cmd::verify::run(ctx, sel);
+    finish(ctx.ui, r, |r| r.exit_code)
+}
+
+/// `reconcile`, rendered.
+///
+/// # Errors
+/// The command's error.
+pub fn reconcile(ctx: &mut Ctx<'_>, opts: &cmd::reconcile::Opts) -> Result<u8> {
+    ctx.ui
+        .set_attempts(&crate::engine::attempts::Ledger::default());
+    let r = cmd::reconcile::run(ctx, opts);
+    finish(ctx.ui, r, |r| r.exit_code)
+}
+
+/// `undo`, rendered.
+///
+/// # Errors
+/// The command's error.
+pub fn undo(ctx: &mut Ctx<'_>, opts: &cmd::undo::Opts) -> Result<u8> {
+    ctx.ui
+        .set_attempts(&crate::engine::attempts::Ledger::default());
+    let r = cmd::undo::run(ctx, opts);
+    finish(ctx.ui, r, |r| r.exit_code)
+}
+
+/// `purge`, rendered.
+///
+/// # Errors
+/// The command's error.
+pub fn purge(ctx: &mut Ctx<'_>, opts: &cmd::purge::Opts) -> Result<u8> {
+    ctx.ui
+        .set_attempts(&crate::engine::attempts::Ledger::default());
+    let r = cmd::purge::run(ctx, opts);
+    finish(ctx.ui, r, |r| r.exit_code)
+}
+
+fn user_command(
+    cli: &Cli,
+    ui: &mut Ui,
+    u: &UserArgs,
+    f: impl FnOnce(&mut Ctx<'_>) -> Result<u8>,
+) -> Result<u8> {
+    let mut p = platform(cli)?;
+    let mut src = source(u.password_stdin);
+    let mut ctx = Ctx {
+        p: p.as_mut(),
+        ui,
+        src: src.as_mut(),
+        inv: invocation(cli),
+    };
+    f(&mut ctx)
 }

@@ -1,13 +1,107 @@
-//! Errors: one kind per documented exit code, a message, an optional hint.
+//! Errors and exit codes.
 //!
-//! Messages never carry a secret: no password, hash, salt or key material is ever
-//! formatted into one. Names and paths that come from disk are escaped by
+//! [`Exit`] is the one table of exit codes: the help text, `fvsync runbook`'s
+//! table and docs/exit-codes.md are generated from it or tested against it.
+//! An [`Error`] has a kind (which sets its exit code), a one-line message, an
+//! optional hint, and an optional cause, printed as `caused by:` lines.
+//!
+//! Messages never carry a secret: no password, hash, salt or key material is
+//! ever formatted into one. Names and paths that come from disk are escaped by
 //! [`crate::text::escape`] before they are printed.
 
 use std::fmt;
 use std::path::Path;
 
-/// What went wrong, as far as the exit code is concerned (docs/exit-codes.md).
+/// Every exit code fvsync uses (docs/exit-codes.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exit {
+    /// 0: in sync, done, or nothing to do.
+    Ok,
+    /// 1: an unexpected failure (I/O, a tool that failed, a malformed file).
+    Failure,
+    /// 2: bad usage or bad input (arguments, passwords, an unknown user).
+    Usage,
+    /// 3: out of sync, and `reconcile` can fix it.
+    OutOfSync,
+    /// 4: FileVault accepted neither password.
+    AuthFailed,
+    /// 5: refused: a precondition is not met (nothing was changed).
+    Refused,
+    /// 6: stopped, and every change made was rolled back.
+    RolledBack,
+    /// 7: stopped mid-way; run the same command again to finish.
+    Incomplete,
+    /// 8: out of sync, and nothing fvsync can do would fix it.
+    NeedsAttention,
+    /// 9: cancelled at a question: nothing was changed.
+    Cancelled,
+    /// 130: interrupted (Ctrl-C).
+    Interrupted,
+}
+
+impl Exit {
+    /// Every code, in numeric order.
+    pub const ALL: [Exit; 11] = [
+        Exit::Ok,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::OutOfSync,
+        Exit::AuthFailed,
+        Exit::Refused,
+        Exit::RolledBack,
+        Exit::Incomplete,
+        Exit::NeedsAttention,
+        Exit::Cancelled,
+        Exit::Interrupted,
+    ];
+
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::OutOfSync => 3,
+            Exit::AuthFailed => 4,
+            Exit::Refused => 5,
+            Exit::RolledBack => 6,
+            Exit::Incomplete => 7,
+            Exit::NeedsAttention => 8,
+            Exit::Cancelled => 9,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// What the code means, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok: in sync, done, or nothing to do",
+            Exit::Failure => "unexpected failure",
+            Exit::Usage => "usage error or bad input",
+            Exit::OutOfSync => "out of sync: `reconcile` can fix it",
+            Exit::AuthFailed => "FileVault accepted neither password",
+            Exit::Refused => "refused: a precondition is not met; nothing was changed",
+            Exit::RolledBack => "stopped, and every change was rolled back",
+            Exit::Incomplete => "stopped mid-way: run the same command again to finish",
+            Exit::NeedsAttention => "out of sync, and reconcile cannot fix it (see the matrix)",
+            Exit::Cancelled => "cancelled at a question: nothing was changed",
+            Exit::Interrupted => "interrupted (Ctrl-C)",
+        }
+    }
+
+    /// The exit-code table for `--help` (fits 80 columns).
+    pub fn help_table() -> String {
+        let mut s = String::from("Exit codes:\n");
+        for e in Exit::ALL {
+            s.push_str(&format!("  {:>3}  {}\n", e.code(), e.meaning()));
+        }
+        s.pop();
+        s
+    }
+}
+
+/// What went wrong, as far as the exit code is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {
@@ -15,8 +109,6 @@ pub enum ErrorKind {
     Failure,
     /// 2: bad usage or bad input (arguments, passwords, paths).
     Usage,
-    /// 3: a secret does not accept NEW (diagnose, verify).
-    OutOfSync,
     /// 4: FileVault accepted neither password.
     AuthFailed,
     /// 5: refused: a precondition is not met.
@@ -25,29 +117,41 @@ pub enum ErrorKind {
     RolledBack,
     /// 7: stopped mid-way; run again to finish.
     Incomplete,
+    /// 9: the person answered no: nothing was changed.
+    Cancelled,
 }
 
 impl ErrorKind {
+    /// The exit code entry for this kind.
+    pub fn exit(self) -> Exit {
+        match self {
+            ErrorKind::Failure => Exit::Failure,
+            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::AuthFailed => Exit::AuthFailed,
+            ErrorKind::Refused => Exit::Refused,
+            ErrorKind::RolledBack => Exit::RolledBack,
+            ErrorKind::Incomplete => Exit::Incomplete,
+            ErrorKind::Cancelled => Exit::Cancelled,
+        }
+    }
+
     /// The process exit code for this kind.
     pub fn exit_code(self) -> u8 {
-        match self {
-            ErrorKind::Failure => 1,
-            ErrorKind::Usage => 2,
-            ErrorKind::OutOfSync => 3,
-            ErrorKind::AuthFailed => 4,
-            ErrorKind::Refused => 5,
-            ErrorKind::RolledBack => 6,
-            ErrorKind::Incomplete => 7,
-        }
+        self.exit().code()
     }
 }
 
-/// An error with its kind, a one-line message and an optional hint.
+/// An error's cause.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error with its kind, a one-line message, an optional hint and cause.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    source: Option<Source>,
+    io: Option<std::io::ErrorKind>,
 }
 
 impl Error {
@@ -57,6 +161,8 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            source: None,
+            io: None,
         }
     }
 
@@ -67,11 +173,26 @@ impl Error {
         self
     }
 
-    /// Replaces the kind (e.g. a failure that was rolled back).
+    /// Adds the cause (printed as a `caused by:` line).
     #[must_use]
-    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
-        self.kind = kind;
+    pub fn caused_by(mut self, source: impl Into<Source>) -> Self {
+        self.source = Some(source.into());
         self
+    }
+
+    /// This error as the cause of a new one with another kind and message
+    /// (the hint is kept unless the new error sets its own).
+    #[must_use]
+    pub fn context(self, kind: ErrorKind, message: impl Into<String>) -> Self {
+        let hint = self.hint.clone();
+        let io = self.io;
+        Error {
+            kind,
+            message: message.into(),
+            hint,
+            source: Some(Box::new(self)),
+            io,
+        }
     }
 
     /// The kind.
@@ -89,16 +210,34 @@ impl Error {
         self.hint.as_deref()
     }
 
-    /// An I/O failure on a path.
+    /// The causes, outermost first, as lines to print.
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|s| s as _);
+        while let Some(e) = cur {
+            out.push(crate::text::escape(&e.to_string()));
+            cur = e.source();
+            if out.len() > 16 {
+                break;
+            }
+        }
+        out
+    }
+
+    /// True when this error (or its cause) is an I/O "not found".
+    pub fn is_not_found(&self) -> bool {
+        self.io == Some(std::io::ErrorKind::NotFound)
+    }
+
+    /// An I/O failure on a path. A missing file is a failure too (exit 1): a
+    /// path fvsync builds itself is never the user's typo.
     pub fn io(action: &str, path: &Path, e: &std::io::Error) -> Self {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => ErrorKind::Usage,
-            _ => ErrorKind::Failure,
-        };
         let mut err = Error::new(
-            kind,
+            ErrorKind::Failure,
             format!("cannot {action} {}: {e}", crate::text::quote_path(path)),
         );
+        err.io = Some(e.kind());
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             err = err.hint("run as root (in Recovery, Terminal already is)");
         } else if e.raw_os_error() == Some(30) {
@@ -125,7 +264,38 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as _)
+    }
+}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_in_order() {
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+        assert!(Exit::help_table().lines().all(|l| l.chars().count() <= 80));
+    }
+
+    #[test]
+    fn causes_are_listed_and_not_found_is_seen() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = Error::io("read", Path::new("/x"), &io);
+        assert_eq!(e.kind(), ErrorKind::Failure);
+        assert!(e.is_not_found());
+        let outer = e.context(ErrorKind::Refused, "cannot go on");
+        assert_eq!(outer.causes().len(), 1);
+        assert!(outer.causes()[0].contains("cannot read '/x'"));
+        assert!(outer.is_not_found());
+    }
+}

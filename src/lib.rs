@@ -9,22 +9,18 @@
 //! munlock) are explained there and in docs/security.md.
 #![deny(unsafe_code)]
 
-pub mod checks;
 pub mod cli;
 pub mod crypto;
 pub mod diskutil;
 pub mod engine;
 pub mod error;
 pub mod failpoint;
-pub mod filevault;
 pub mod formats;
 pub mod fsio;
-pub mod journal;
 pub mod listing;
 pub mod memlock;
 pub mod output;
 pub mod platform;
 pub mod secret;
 pub mod sim;
-pub mod target;
 pub mod text;

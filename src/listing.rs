@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::formats::record::{self, UserRecord, USERS_DIR};
+use crate::formats::record::{self, UserRecord};
 use crate::output::Ui;
 use crate::platform::Platform;
 use crate::text::escape;
@@ -48,7 +48,7 @@ pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
     if ui.json {
         ui.json_value(&json!({"version": 1, "source": p.description(), "volumes": js}));
     } else {
-        ui.heading(&format!("Volumes of the {}", p.description()));
+        ui.heading(&format!("Volumes of {}", p.description()));
         ui.table(
             &[
                 "device",
@@ -105,32 +105,30 @@ pub struct UserInfo {
 ///
 /// # Errors
 /// The volume list or a record folder cannot be read.
-pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> Result<u8> {
-    let vols = crate::target::data_volumes(p, volume)?;
+pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> Result<u8> {
+    let vols = crate::engine::target::data_volumes(p, volume)?;
     let mut out = Vec::new();
-    for vol in &vols {
+    for (vol, _) in &vols {
         let crypto = p.crypto_users(vol)?;
         let is_crypto = |uuid: &Option<String>| {
             uuid.as_ref()
                 .is_some_and(|u| crypto.iter().any(|c| c.uuid.eq_ignore_ascii_case(u)))
         };
         let mut list = Vec::new();
-        match p.files(vol) {
-            Ok(root) => {
-                let admins = record::admin_members(&root);
-                let dir = root.join(USERS_DIR);
-                let mut names: Vec<String> = std::fs::read_dir(&dir)
-                    .map_err(|e| crate::error::Error::io("list", &dir, &e))?
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                    .filter_map(|n| n.strip_suffix(".plist").map(str::to_string))
+        match crate::engine::target::open_root(p, vol)? {
+            Some(root) => {
+                let admins = crate::engine::secrets::admin_members(&root);
+                let dir = crate::fsio::Rel::new(crate::engine::secrets::USERS_DIR)?;
+                let names: Vec<String> = root
+                    .list(&dir)?
+                    .into_iter()
+                    .filter_map(|(n, _)| n.strip_suffix(".plist").map(str::to_string))
                     .collect();
-                names.sort();
                 for name in names {
-                    let path = dir.join(format!("{name}.plist"));
                     let rec: Option<UserRecord> = record::check_name(&name)
                         .ok()
-                        .and_then(|()| record::load(&path, Some(&name)).ok());
+                        .and_then(|()| crate::engine::secrets::read_record(&root, &name).ok())
+                        .map(|(_, r)| r);
                     let Some(rec) = rec else {
                         list.push(UserInfo {
                             name: name.clone(),
@@ -143,7 +141,7 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
                             hash_schemes: vec![],
                             keychain: None,
                             password_last_set: None,
-                            note: Some("record unreadable or malformed".into()),
+                            note: Some("record unreadable, malformed or not trusted".into()),
                         });
                         continue;
                     };
@@ -177,9 +175,13 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
                             v
                         }
                         Ok(None) => vec![],
-                        Err(e) => vec![format!("malformed: {e}")],
+                        Err(e) => vec![format!("malformed: {}", escape(&e))],
                     };
-                    let kc = root.join(crate::checks::keychain_rel(&rec));
+                    let keychain = crate::engine::secrets::identity(&root, &dir, &rec)
+                        .ok()
+                        .and_then(|id| id.home)
+                        .and_then(|h| crate::engine::secrets::keychain_rel(&h).ok())
+                        .map(|k| root.meta(&k).ok().flatten().is_some());
                     list.push(UserInfo {
                         name: rec.name().to_string(),
                         real_name: rec.real_name().map(str::to_string),
@@ -189,17 +191,17 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
                         admin: Some(admins.iter().any(|a| a == rec.name())),
                         secure_token: Some(rec.has_secure_token()),
                         hash_schemes: schemes,
-                        keychain: Some(std::fs::symlink_metadata(&kc).is_ok()),
+                        keychain,
                         password_last_set: rec
                             .account_policy()
                             .and_then(|p| p.password_last_set)
-                            .map(|t| crate::journal::rfc3339(t as i64)),
+                            .map(|t| crate::engine::journal::rfc3339(t as i64)),
                         note: None,
                     });
                 }
             }
-            Err(_) => {
-                for u in p.preboot_users(vol)?.unwrap_or_default() {
+            None => {
+                for u in crate::engine::target::preboot_users(p, vol)?.unwrap_or_default() {
                     let uuid = Some(u.uuid.clone());
                     list.push(UserInfo {
                         name: u.name,
@@ -229,7 +231,7 @@ pub fn users(p: &dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> 
         ui.json_value(&json!({"version": 1, "source": p.description(), "volumes": vols}));
         return Ok(0);
     }
-    ui.heading(&format!("Users of the {}", p.description()));
+    ui.heading(&format!("Users of {}", p.description()));
     for (v, list) in &out {
         ui.line("");
         ui.line(&format!(

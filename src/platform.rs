@@ -64,6 +64,8 @@ pub struct Container {
     pub uuid: String,
     /// Its volumes.
     pub volumes: Vec<Volume>,
+    /// Whether it is on an internal disk (`None`: unknown).
+    pub internal: Option<bool>,
 }
 
 /// A crypto user of a volume (`diskutil apfs listCryptoUsers`).
@@ -271,6 +273,29 @@ pub trait Platform {
 
     /// The system, for reports and the rehearsal cache.
     fn system(&self) -> SystemInfo;
+
+    /// The lowest iteration counts fvsync may give a new login hash and SRP
+    /// verifier (the record's own counts are kept when higher). A real Mac:
+    /// the counts macOS calibrated on a 2026 Apple-silicon Mac; a simulated Mac
+    /// declares its own (fast test Macs).
+    fn iteration_floors(&self) -> (u32, u32) {
+        (
+            crate::formats::shadowhash::MIN_SALTED_ITERATIONS,
+            crate::formats::shadowhash::MIN_SRP_ITERATIONS,
+        )
+    }
+
+    /// What identifies this Mac's Recovery session for `vol` (the attempt
+    /// count kept across runs): the volume's UUID on a real Mac.
+    fn session_key(&self, vol: &Volume) -> String {
+        vol.uuid.clone()
+    }
+
+    /// A simulated Mac created without root: every file is owned by its
+    /// creator (this uid), who stands for every owner. `None` everywhere else.
+    fn simulated_owner(&self) -> Option<u32> {
+        None
+    }
 
     /// Transitional (the engine refactor replaces it with
     /// [`crate::formats::preboot`] over [`Platform::preboot_mount`]): the users

@@ -152,34 +152,63 @@ impl Password {
 /// Which password a prompt asks for; the prompt text says why it is wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
-    /// The password FileVault accepted when the Mac started.
+    /// The previous password (before the directory change).
     Old,
+    /// The previous password, typed again.
+    OldAgain,
     /// The current directory password.
     New,
     /// The current directory password, typed again.
     NewAgain,
     /// The one password `verify` checks.
     Current,
+    /// The Personal Recovery Key.
+    RecoveryKey,
+    /// A candidate for OLD, checked offline only (the recovery-key route).
+    Candidate,
 }
 
 impl Which {
     /// The words a prompt shows.
     pub fn prompt(self, user: &str) -> String {
         match self {
-            Which::Old => format!(
-                "OLD password of {user} (the one FileVault accepted when this Mac started): "
-            ),
+            Which::Old => format!("OLD password of {user} (the one before the directory change): "),
+            Which::OldAgain => format!("OLD password of {user} again, to confirm: "),
             Which::New => format!("NEW password of {user} (the current directory password): "),
             Which::NewAgain => format!("NEW password of {user} again, to confirm: "),
             Which::Current => format!("password of {user} to check: "),
+            Which::RecoveryKey => "Personal Recovery Key (XXXX-XXXX-...): ".to_string(),
+            Which::Candidate => format!("a possible OLD password of {user} (checked offline): "),
         }
     }
 
     fn label(self) -> &'static str {
         match self {
-            Which::Old => "the OLD password",
+            Which::Old | Which::OldAgain => "the OLD password",
             Which::New | Which::NewAgain => "the NEW password",
             Which::Current => "the password",
+            Which::RecoveryKey => "the recovery key",
+            Which::Candidate => "the OLD candidate",
+        }
+    }
+
+    /// The prompt for typing it again, when it is confirmed.
+    fn again(self) -> Which {
+        match self {
+            Which::Old => Which::OldAgain,
+            Which::New => Which::NewAgain,
+            other => other,
+        }
+    }
+
+    /// Its name in a sentence ("OLD", "NEW").
+    fn short(self) -> &'static str {
+        match self {
+            Which::Old | Which::OldAgain => "OLD",
+            Which::New | Which::NewAgain => "NEW",
+            Which::Current => "the password",
+            Which::RecoveryKey => "the recovery key",
+            Which::Candidate => "the candidate",
         }
     }
 }
@@ -285,7 +314,10 @@ impl PasswordSource for TerminalSource {
                 .hint("run fvsync in Terminal, or pass --password-stdin and feed the passwords")
         })?;
         if buf.bytes.is_empty() {
-            return Err(Error::new(ErrorKind::Usage, "cancelled: empty entry"));
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                "cancelled at the prompt (empty entry): nothing was changed",
+            ));
         }
         Password::from_entry(buf, which.label())
     }
@@ -386,33 +418,49 @@ pub fn restore_terminal(saved: Option<&nix::sys::termios::Termios>) {
     let _ = nix::sys::termios::tcsetattr(&tty, nix::sys::termios::SetArg::TCSANOW, &state);
 }
 
-/// Reads NEW, typed twice on a terminal (at most three tries), once from stdin.
+/// Reads a password typed twice on a terminal (at most three tries), once
+/// from stdin. A mismatch costs no FileVault attempt: nothing was tried yet.
 ///
 /// # Errors
 /// Cancelled, invalid, or three mismatches.
-pub fn read_new(src: &mut dyn PasswordSource, user: &str) -> Result<Password, Error> {
+pub fn read_confirmed(
+    src: &mut dyn PasswordSource,
+    which: Which,
+    user: &str,
+) -> Result<Password, Error> {
     if !src.interactive() {
-        return src.read(Which::New, user);
+        return src.read(which, user);
     }
     for round in 1..=3 {
-        let first = src.read(Which::New, user)?;
-        let again = src.read(Which::NewAgain, user)?;
+        let first = src.read(which, user)?;
+        let again = src.read(which.again(), user)?;
         if first.ct_eq(&again) {
             return Ok(first);
         }
-        // A mismatch costs no FileVault attempt: nothing has been tried yet.
         if round < 3 {
             src.notice(&format!(
-                "The two entries of NEW did not match. Type it again ({} tries left; no FileVault attempt was used).",
+                "The two entries of {} did not match. Type it again ({} tries left; no FileVault attempt was used).",
+                which.short(),
                 3 - round
             ));
         }
     }
     Err(Error::new(
         ErrorKind::Usage,
-        "the two entries of the NEW password did not match, three times",
+        format!(
+            "the two entries of {} did not match, three times",
+            which.short()
+        ),
     )
-    .hint("run the command again and type the current directory password carefully"))
+    .hint("run the command again and type the password carefully; no FileVault attempt was used"))
+}
+
+/// Reads NEW, typed twice on a terminal (at most three tries), once from stdin.
+///
+/// # Errors
+/// Cancelled, invalid, or three mismatches.
+pub fn read_new(src: &mut dyn PasswordSource, user: &str) -> Result<Password, Error> {
+    read_confirmed(src, Which::New, user)
 }
 
 #[cfg(test)]

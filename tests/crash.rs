@@ -11,7 +11,9 @@ use common::*;
 /// Every failpoint reconcile passes, in the order it passes them.
 const POINTS: &[&str] = &[
     "write-atomic", // the first atomic write: the record backup
+    "after-backups",
     "after-journal",
+    "before-filevault-change",
     "sim-change-passphrase",
     "after-filevault-change",
     "after-filevault-verify",
@@ -96,7 +98,7 @@ fn every_failpoint_error_and_abort() {
                     // journal stays open; OLD or NEW opens it (checked above).
                     (_, Some(7)) => {
                         assert!(
-                            o.stderr.contains("run `fvsync reconcile` again"),
+                            o.stderr.contains("reconcile --user alice` again"),
                             "{why}: {}",
                             o.stderr
                         );
@@ -126,11 +128,13 @@ fn every_failpoint_error_and_abort() {
             }
         }
     }
-    // fv-old-login-new skips the record and keychain steps (6 points), and a failed
-    // audit line is only a warning (append-line:error, 2): the other 44 stop the run.
-    // Through diskutil, the simulated Mac's own failpoints (sim-change-passphrase,
-    // sim-update-preboot) sit in the emulator, which never sees FVSYNC_FAILPOINT.
-    let want = if diskutil_mode() { 38 } else { 46 };
+    // 16 points x {error, abort} x 2 scenarios = 64 faulted runs. fv-old-login-new
+    // skips the record and keychain steps (8 runs); a failed audit line (2) and a
+    // failed Preboot update (2: a repair, a warning with what to do) do not stop
+    // the run: the other 52 stop it. Through diskutil, the simulated Mac's own
+    // failpoints (sim-change-passphrase: 4 runs, sim-update-preboot:abort: 2) sit
+    // in the emulator, which never sees FVSYNC_FAILPOINT: 46.
+    let want = if diskutil_mode() { 46 } else { 52 };
     assert!(covered >= want, "only {covered} crash points were reached");
     eprintln!("crash points covered: {covered}");
 }
@@ -167,7 +171,7 @@ fn a_rollback_that_cannot_finish_exits_7_and_a_rerun_finishes() {
     );
     assert_eq!(o.code, Some(7), "{}", o.stderr);
     assert!(
-        o.stderr.contains("run `fvsync reconcile` again"),
+        o.stderr.contains("reconcile --user alice` again"),
         "{}",
         o.stderr
     );
@@ -197,7 +201,7 @@ fn resumed_run_keeps_the_original_backup_for_undo() {
     let o = cmd(
         &dir,
         &["undo", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[NEW, OLD],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(

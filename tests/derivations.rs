@@ -7,9 +7,8 @@ mod common;
 use common::*;
 
 use fvsync::crypto::{clear_memo, derivation_count, memo_len};
-use fvsync::engine;
 
-use common::inproc::{alice, run_engine};
+use common::inproc::{alice, alice_reconcile, run_engine};
 
 #[test]
 fn every_derivation_is_computed_once() {
@@ -17,7 +16,7 @@ fn every_derivation_is_computed_once() {
     clear_memo();
     let before = derivation_count();
     assert_eq!(
-        run_engine(&dir, &alice(), true, &[OLD, NEW], engine::diagnose).code,
+        run_engine(&dir, &alice(), true, &[OLD, NEW], fvsync::cli::diagnose).code,
         3
     );
     // FileVault: OLD (1). Login hash, SRP, keychain: OLD and NEW each (6).
@@ -27,7 +26,14 @@ fn every_derivation_is_computed_once() {
     clear_memo();
     let before = derivation_count();
     assert_eq!(
-        run_engine(&dir, &alice(), true, &[OLD, NEW], engine::reconcile).code,
+        run_engine(
+            &dir,
+            &alice_reconcile(),
+            true,
+            &[OLD, NEW],
+            fvsync::cli::reconcile
+        )
+        .code,
         0
     );
     let computed = derivation_count() - before;

@@ -121,10 +121,10 @@ fn write_journal(dir: &Path, body: &str) {
 fn journal_json(version: u32) -> String {
     serde_json::json!({
         "fvsync_journal": version, "tool_version": "9.9.9", "run_id": "20260101T000000Z-1",
-        "user": "alice", "uuid": ALICE_UUID, "volume": "disk3s5", "state": "open",
+        "user": "alice", "generated_uid": ALICE_UUID, "volume": "disk3s5", "state": "open",
         "started": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
-        "record_backup": null, "keychain_backup": null, "keychain_path": null,
-        "steps": [{"step": "login", "done": false}],
+        "backups": {"record": false, "keychain": false, "old_verifier": false},
+        "steps": [{"step": "login", "started": false, "done": false}],
     })
     .to_string()
 }
@@ -379,7 +379,7 @@ catalogue![
         },
         DIAG,
         5,
-        Error("is a symbolic link"),
+        Error("symbolic link"),
     )
     .hint("tampered"),
     hostile_record_symlink_to_another_record = case(
@@ -393,7 +393,7 @@ catalogue![
         },
         DIAG,
         5,
-        Error("is a symbolic link"),
+        Error("symbolic link"),
     ),
     hostile_record_users_folder_is_a_symlink = case(
         "record: the users folder is a symlink (never followed)",
@@ -406,7 +406,7 @@ catalogue![
         },
         RECONCILE,
         5,
-        Error("is a symbolic link; fvsync never follows links"),
+        Error("symbolic link; fvsync never follows links"),
     ),
     hostile_keychain_folder_is_a_symlink = case(
         "keychain: the Keychains folder is a symlink (never followed)",
@@ -419,7 +419,7 @@ catalogue![
         },
         RECONCILE,
         5,
-        Error("is a symbolic link; fvsync never follows links"),
+        Error("symbolic link; fvsync never follows links"),
     )
     .hint("tampered"),
     hostile_record_owned_by_another_user = case(
@@ -913,7 +913,7 @@ catalogue![
         cafe_nfc_record,
         VERIFY,
         0,
-        Out("In sync: every secret accepts this password."),
+        Out("In sync: every secret that counts accepts this password."),
     )
     .stdin("Caf\u{e9}-Passw0rd\n".as_bytes()),
     hostile_unicode_nfd_form_is_rejected = case(
@@ -922,7 +922,7 @@ catalogue![
         cafe_nfc_record,
         VERIFY,
         3,
-        Out("Out of sync: not every secret accepts this password."),
+        Out("Out of sync: not every secret accepts this password;"),
     )
     .stdin("Cafe\u{301}-Passw0rd\n".as_bytes()),
     // keybag
@@ -1038,7 +1038,7 @@ catalogue![
         },
         DIAG,
         5,
-        Error("is a symbolic link"),
+        Error("symbolic link"),
     ),
     // diskutil
     hostile_diskutil_prints_garbage =
@@ -1076,34 +1076,34 @@ catalogue![
     hostile_journal_from_another_version = case(
         "journal: from another version",
         "filevault-off",
-        |d| write_journal(d, &journal_json(2)),
+        |d| write_journal(d, &journal_json(3)),
         RECONCILE,
         5,
-        Error("was written by a journal version 2 (this fvsync reads 1)"),
+        Error("it is not a version-2 fvsync journal (version 3)"),
     )
     .hint("fvsync version that started it"),
     hostile_journal_corrupt = case(
         "journal: corrupt",
         "filevault-off",
-        |d| write_journal(d, "{\"fvsync_journal\": 1, \"user\": "),
+        |d| write_journal(d, "{\"fvsync_journal\": 2, \"user\": "),
         RECONCILE,
-        1,
-        Error("not a journal fvsync can read"),
+        5,
+        Error("cannot be used: not JSON"),
     )
     .hint("move it aside"),
     hostile_journal_names_another_user = case(
         "journal: names another user",
         "filevault-off",
-        |d| write_journal(d, &journal_json(1).replace("\"alice\"", "\"bob\"")),
+        |d| write_journal(d, &journal_json(2).replace("\"alice\"", "\"bob\"")),
         RECONCILE,
-        1,
+        5,
         Error("it names another user"),
     ),
     hostile_journal_symlink = case(
         "journal: a symlink",
         "filevault-off",
         |d| {
-            write_journal(d, &journal_json(1));
+            write_journal(d, &journal_json(2));
             let p = journal_path(d);
             let real = p.with_extension("real");
             std::fs::rename(&p, &real).unwrap();
@@ -1111,7 +1111,7 @@ catalogue![
         },
         RECONCILE,
         5,
-        Error("is a symbolic link"),
+        Error("symbolic link"),
     ),
     hostile_undo_with_no_reconcile_to_undo = case(
         "undo: no reconcile to undo",
@@ -1152,6 +1152,8 @@ fn run_case(c: &Case) {
             "1".into(),
         ],
     };
+    // Details (schemes, paths) are shown with --verbose.
+    args.push("--verbose".into());
     args.extend(c.args.iter().cloned());
     let mut cmd = fvsync();
     cmd.args(&args).write_stdin(c.stdin.clone());
@@ -1173,10 +1175,18 @@ fn run_case(c: &Case) {
     );
     match c.says {
         Says::Error(msg) => {
-            let line = stderr
+            // The error line and the `caused by:` lines under it.
+            let mut lines = stderr
                 .lines()
-                .find(|l| l.starts_with("fvsync: error: "))
-                .unwrap_or_else(|| panic!("{name}: no `fvsync: error:` line: {stderr}"));
+                .skip_while(|l| !l.starts_with("fvsync: error: "))
+                .take_while(|l| {
+                    l.starts_with("fvsync: error: ") || l.starts_with("fvsync: caused by: ")
+                });
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("{name}: no `fvsync: error:` line: {stderr}"))
+                .to_string()
+                + &lines.collect::<Vec<_>>().join("\n");
             assert!(line.contains(msg), "{name}: want {msg:?} in {line:?}");
         }
         Says::Out(msg) => assert!(stdout.contains(msg), "{name}: want {msg:?} in {stdout}"),

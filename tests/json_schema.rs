@@ -267,7 +267,7 @@ fn every_command_on_every_scenario_matches_its_schema() {
             run(with(&["reconcile", "--yes"], &[]), &two(OLD, NEW)).expect_error(4, "auth-failed");
             run(with(&["diagnose"], &[]), &two(OLD, NEW)).expect_doc("diagnose", 5);
             run(with(&["verify"], &[]), &one(NEW)).expect_error(5, "refused");
-            run(with(&["undo", "--yes"], &[]), &two(OLD, NEW)).expect_error(5, "refused");
+            run(with(&["undo", "--yes"], &[]), &two(NEW, OLD)).expect_error(5, "refused");
             continue;
         }
 
@@ -277,13 +277,13 @@ fn every_command_on_every_scenario_matches_its_schema() {
         run(with(&["verify"], &[]), &one(OLD)).check("verify");
         run(with(&["diagnose"], &[]), &two(OLD, NEW)).expect_doc("diagnose", 0);
 
-        let u = run(with(&["undo", "--yes"], &[]), &two(OLD, NEW));
+        let u = run(with(&["undo", "--yes"], &[]), &two(NEW, OLD));
         if changed.is_empty() {
             u.expect_error(5, "refused");
         } else {
             u.expect_doc("undo", 0);
             // Undone already: nothing left to undo.
-            run(with(&["undo", "--yes"], &[]), &two(OLD, NEW)).expect_error(5, "refused");
+            run(with(&["undo", "--yes"], &[]), &two(NEW, OLD)).expect_error(5, "refused");
         }
         run(with(&["verify"], &[]), &one(NEW)).check("verify");
         // Unlocked or not, the listings still match after the changes.
@@ -318,7 +318,7 @@ fn failures_and_edge_cases_match_their_schemas() {
     cmd(&t, &["verify"], &[], &one(NEW)).expect_error(5, "refused");
     cmd(&t, &["reconcile", "--dry-run"], &[], &two(OLD, NEW)).expect_error(5, "refused");
     cmd(&t, &["reconcile", "--yes"], &[], &two(OLD, NEW)).expect_error(5, "refused");
-    cmd(&t, &["undo", "--yes"], &[], &two(OLD, NEW)).expect_error(5, "refused");
+    cmd(&t, &["undo", "--yes"], &[], &two(NEW, OLD)).expect_error(5, "refused");
 
     // Wrong passwords without throttling: FileVault accepts neither.
     let w = create(&tmp.path().join("wrong"), "fv-old-login-new");

@@ -213,7 +213,7 @@ fn flows(diskutil: bool) {
                 "--password-stdin",
                 "--yes",
             ],
-            both.clone(),
+            format!("{M_NEW}\n{M_OLD}\n"),
             &[],
             0,
         ),

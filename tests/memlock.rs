@@ -111,6 +111,7 @@ fn verify_waiting(
         .args(["verify", "--user", "alice", "--password-stdin"])
         .env_remove("FVSYNC_FAILPOINT")
         .env("NO_COLOR", "1")
+        .env("COLUMNS", "10000")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -18,7 +18,7 @@ fn undo_refuses_an_old_that_the_reconcile_did_not_replace() {
     let o = cmd(
         &dir,
         &["undo", "--user", "alice", "--password-stdin", "--yes"],
-        &["Typo-Passw0rd!", NEW],
+        &[NEW, "Typo-Passw0rd!"],
     );
     assert_eq!(o.code, Some(4), "{}", o.stderr);
     assert!(
@@ -39,7 +39,7 @@ fn undo_refuses_an_old_that_the_reconcile_did_not_replace() {
     let o = cmd(
         &dir,
         &["undo", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[NEW, OLD],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(alice_state(&dir, true), ("old", "old", "old", "old"));
@@ -63,11 +63,12 @@ fn undo_with_a_missing_backup_changes_nothing() {
     let o = cmd(
         &dir,
         &["undo", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[NEW, OLD],
     );
-    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_eq!(o.code, Some(5), "{}", o.stderr);
     assert!(
-        o.stderr.contains("backup cannot be read") && o.stderr.contains("nothing was changed"),
+        o.stderr.contains("user record backup of run")
+            && o.stderr.contains("cannot be used; nothing was changed"),
         "{}",
         o.stderr
     );
@@ -130,7 +131,7 @@ fn a_crash_between_the_record_write_and_its_mark_is_settled() {
     let o = cmd(
         &dir,
         &["undo", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[NEW, OLD],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(std::fs::read(record_path(&dir, "alice")).unwrap(), rec);

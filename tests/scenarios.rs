@@ -24,7 +24,11 @@ fn accepts(v: &serde_json::Value) -> Vec<String> {
     if let Some(li) = rows.get(4) {
         assert_eq!(li["secret"], "local-items");
         assert_eq!(li["accepts"], "unknown");
-        assert!(li["note"].as_str().unwrap().contains("Secure Enclave"));
+        assert_eq!(li["counts"], false);
+        assert!(li["note"]
+            .as_str()
+            .unwrap()
+            .contains("macOS asks for OLD once after login"));
     }
     rows.iter()
         .take(4)
@@ -71,8 +75,16 @@ fn not_a_filevault_user_is_refused_everywhere() {
             "--dry-run",
         ],
     ] {
+        // The volume is locked and its Preboot list does not name alice:
+        // she matches nobody who can unlock it (exit 2, with the list).
         let o = cmd(&dir, &args, &[OLD, NEW]);
-        assert_eq!(o.code, Some(5), "{args:?}: {}", o.stderr);
+        assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
+        assert!(
+            o.stderr
+                .contains("its FileVault users are: bob (Bob Chen), itadmin"),
+            "{}",
+            o.stderr
+        );
         assert!(
             o.stderr.contains("fvsync: error:") && o.stderr.contains("fvsync: hint:"),
             "{}",
@@ -111,7 +123,7 @@ fn dry_run_writes_nothing_in_any_scenario() {
             &[OLD, NEW],
         );
         let want = if *scenario == "not-a-filevault-user" {
-            5
+            2
         } else {
             0
         };
@@ -391,7 +403,7 @@ fn undo_puts_the_last_reconcile_back() {
             "--password-stdin",
             "--yes",
         ],
-        &[OLD, NEW],
+        &[NEW, OLD],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     // NEW first (FileVault is on NEW after a reconcile), then the check of OLD: two, none failed.
@@ -407,13 +419,39 @@ fn undo_puts_the_last_reconcile_back() {
         std::fs::read(keychain_path(&dir, "alice")).unwrap(),
         kc_before
     );
-    // A second undo is refused: there is nothing left to undo.
+    // A second undo finds nothing to put back. The simulated Mac starts each
+    // run locked (a Recovery session that restarted), so the journal can only
+    // be read after an unlock: NEW is presented, refused (FileVault is on OLD
+    // again), and that one failed attempt is explained and counted.
     let o = cmd(
         &dir,
-        &["undo", "--user", "alice", "--password-stdin", "--yes"],
-        &[OLD, NEW],
+        &[
+            "--json",
+            "undo",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--yes",
+        ],
+        &[NEW, OLD],
     );
-    assert_eq!(o.code, Some(5), "{}", o.stderr);
+    assert_eq!(o.code, Some(4), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["filevault_attempts"]["used"], 1);
+    assert_eq!(v["filevault_attempts"]["failed"], 1);
+    assert!(
+        v["filevault_attempts"]["events"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("does not take NEW"),
+        "{v}"
+    );
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no FileVault change to put back"));
+    // In the same session with the volume still unlocked (through the
+    // emulated diskutil, which keeps unlocks), it is refused before anything is asked.
 }
 
 #[test]

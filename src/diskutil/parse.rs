@@ -117,6 +117,7 @@ pub fn apfs_list(bytes: &[u8]) -> Result<Vec<Container>, ParseError> {
             reference,
             uuid: string(c, "APFSContainerUUID")?,
             volumes,
+            internal: None,
         });
     }
     Ok(out)

@@ -42,6 +42,11 @@ use crate::crypto::{self, CryptoError};
 pub const SALTED: &str = "SALTED-SHA512-PBKDF2";
 /// Scheme key of the SRP-6a (RFC 5054 4096-bit group, SHA-512) verifier.
 pub const SRP: &str = "SRP-RFC5054-4096-SHA512-PBKDF2";
+/// The lowest iteration count fvsync gives a new `SALTED-SHA512-PBKDF2`
+/// entry on a real Mac: what macOS calibrated on a 2026 Apple-silicon Mac.
+pub const MIN_SALTED_ITERATIONS: u32 = 121_951;
+/// The lowest iteration count fvsync gives a new SRP entry on a real Mac.
+pub const MIN_SRP_ITERATIONS: u32 = 136_986;
 
 /// Largest ShadowHashData blob accepted (real ones are about 1 KiB).
 pub const MAX_BLOB_LEN: usize = 64 * 1024;

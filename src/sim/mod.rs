@@ -50,6 +50,22 @@ pub struct MacFile {
     pub boot_mode: String,
     /// Containers, in `diskutil apfs list -plist` shape.
     pub containers: Vec<ContainerDesc>,
+    /// The lowest iteration counts fvsync may give a new hash on this Mac
+    /// (`sim create --iterations N` declares N, so test Macs stay fast).
+    #[serde(
+        rename = "IterationFloor",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iteration_floor: Option<u32>,
+    /// The uid that created this Mac when it was not root (it could not give
+    /// the users' files to their owners, so it stands for every owner).
+    #[serde(
+        rename = "CreatorUID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub creator_uid: Option<u32>,
 }
 
 /// A container as `diskutil apfs list -plist` reports it (plus its volume groups).
@@ -551,7 +567,9 @@ impl Platform for SimMac {
             .mac
             .containers
             .iter()
-            .map(|c| Container {
+            .enumerate()
+            .map(|(ci, c)| Container {
+                internal: Some(ci == 0),
                 reference: c.reference.clone(),
                 uuid: c.uuid.clone(),
                 volumes: c
@@ -811,6 +829,27 @@ impl Platform for SimMac {
     }
 
     fn accept_unrehearsed(&mut self) {}
+
+    fn iteration_floors(&self) -> (u32, u32) {
+        match self.mac.iteration_floor {
+            Some(n) => (n, n),
+            None => (
+                crate::formats::shadowhash::MIN_SALTED_ITERATIONS,
+                crate::formats::shadowhash::MIN_SRP_ITERATIONS,
+            ),
+        }
+    }
+
+    fn session_key(&self, vol: &Volume) -> String {
+        // Each simulated Mac is a Mac of its own.
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(self.root.as_os_str().as_encoded_bytes());
+        format!("{}-{}", vol.uuid, hex::encode(&h[..8]))
+    }
+
+    fn simulated_owner(&self) -> Option<u32> {
+        self.mac.creator_uid
+    }
 
     fn system(&self) -> SystemInfo {
         SystemInfo {

@@ -198,6 +198,8 @@ pub struct Iterations {
     pub srp: u32,
     /// The APFS KEK wrapping (PBKDF2-HMAC-SHA256).
     pub kek: u32,
+    /// The floor the Mac declares for new hashes (`None`: fvsync's real one).
+    pub floor: Option<u32>,
 }
 
 impl Iterations {
@@ -206,6 +208,7 @@ impl Iterations {
         salted: 121_951,
         srp: 136_986,
         kek: 100_000,
+        floor: None,
     };
 
     /// The same count everywhere (fast test Macs).
@@ -214,6 +217,7 @@ impl Iterations {
             salted: n,
             srp: n,
             kek: n,
+            floor: Some(n),
         }
     }
 }
@@ -487,6 +491,7 @@ fn build_data_volume(
             .join(HARDWARE_UUID)
             .join("keychain-2.db");
         write(&li, &local, 0o600)?;
+        give_home(&vroot.join("Users").join(u.name), u.uid, 20)?;
     }
     let admins: Vec<&SimUser> = dv.users.iter().filter(|u| u.admin).collect();
     let staff: Vec<&SimUser> = dv.users.iter().collect();
@@ -542,6 +547,25 @@ fn build_data_volume(
         write(&path, &xml(&Value::Dictionary(pre))?, 0o644)?;
     }
     Ok(())
+}
+
+/// Gives a user's home folder and everything in it to the user, as macOS
+/// has it (only root can; a simulated Mac made without root records its
+/// creator instead, see `CreatorUID`).
+fn give_home(home: &Path, uid: u32, gid: u32) -> Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        if fs::symlink_metadata(p)?.is_dir() {
+            for e in fs::read_dir(p)? {
+                walk(&e?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    walk(home, uid, gid).map_err(|e| Error::io("give to its user", home, &e))
 }
 
 fn vol(uuid: &str, device: &str, name: &str, role: &str, fv: bool, locked: bool) -> VolumeDesc {
@@ -788,6 +812,9 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
         scenario: s.name.into(),
         boot_mode: "recovery".into(),
         containers,
+        iteration_floor: it.floor,
+        creator_uid: (!rustix::process::geteuid().is_root())
+            .then(|| rustix::process::geteuid().as_raw()),
     };
     write(&root.join(MAC_FILE), &xml(&mac)?, 0o644)?;
     write(&root.join(ENCLAVE_FILE), &xml(&enclave)?, 0o600)?;

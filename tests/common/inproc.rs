@@ -1,7 +1,7 @@
 //! The engine in-process, without launching the binary: a simulated Mac
 //! (`SimMac::open`), a `Ui` writing into buffers the test reads afterwards,
 //! and scripted passwords. Only the library's public entry points are used
-//! (`engine::{diagnose, verify, reconcile, undo}` and their `Ctx` and `Opts`),
+//! (`fvsync::cli::{diagnose, verify, reconcile, undo}`, `Ctx` and `UserSel`),
 //! and an error is turned into its exit code and message as `main` does.
 //!
 //! The derivation memo (`fvsync::crypto`) is process-wide: unlike separate
@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 
-use fvsync::engine::{Ctx, Opts};
+use fvsync::engine::{Ctx, Invocation, UserSel};
 use fvsync::error::{Error, ErrorKind};
 use fvsync::output::Ui;
 use fvsync::secret::{Password, PasswordSource, Which};
@@ -101,21 +101,29 @@ impl InProc {
     }
 }
 
-/// `--user alice --password-stdin --yes`.
-pub fn alice() -> Opts {
-    Opts {
-        user: "alice".into(),
-        yes: true,
-        ..Opts::default()
+/// `reconcile --user alice --password-stdin --yes`.
+pub fn alice_reconcile() -> fvsync::engine::cmd::reconcile::Opts {
+    fvsync::engine::cmd::reconcile::Opts {
+        sel: alice(),
+        ..Default::default()
     }
 }
 
-/// Runs `command` (e.g. `fvsync::engine::diagnose`) in-process on the
+/// `--user alice --password-stdin --yes`.
+pub fn alice() -> UserSel {
+    UserSel {
+        user: "alice".into(),
+        yes: true,
+        ..UserSel::default()
+    }
+}
+
+/// Runs `command` (e.g. `fvsync::cli::diagnose`) in-process on the
 /// simulated Mac in `dir`, with `passwords` as the lines of stdin would give
 /// them; `json` as `--json`.
-pub fn run_engine<F>(dir: &Path, opts: &Opts, json: bool, passwords: &[&str], command: F) -> InProc
+pub fn run_engine<O, F>(dir: &Path, opts: &O, json: bool, passwords: &[&str], command: F) -> InProc
 where
-    F: FnOnce(&mut Ctx<'_>, &Opts) -> fvsync::error::Result<u8>,
+    F: FnOnce(&mut Ctx<'_>, &O) -> fvsync::error::Result<u8>,
 {
     let (out, err) = (Captured::default(), Captured::default());
     let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(err.clone()), json);
@@ -125,6 +133,9 @@ where
             p: &mut mac,
             ui: &mut ui,
             src: &mut src,
+            inv: Invocation {
+                prefix: format!("fvsync --simulate {}", dir.display()),
+            },
         };
         command(&mut ctx, opts)
     });

@@ -44,7 +44,11 @@ pub struct Out {
 
 pub fn fvsync() -> Command {
     let mut c = Command::cargo_bin("fvsync").unwrap();
-    c.env_remove("FVSYNC_FAILPOINT").env("NO_COLOR", "1");
+    // Lines are not wrapped for the tests that look for a message in them
+    // (the tests of the 80-column screens set COLUMNS=80 themselves).
+    c.env_remove("FVSYNC_FAILPOINT")
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "10000");
     c
 }
 
@@ -130,7 +134,15 @@ pub fn cmd_env(dir: &Path, args: &[&str], passwords: &[&str], env: &[(&str, &str
     };
     a.extend_from_slice(args);
     let stdin: String = passwords.iter().map(|p| format!("{p}\n")).collect();
-    let out = run_env(&a, &stdin, env);
+    // This Mac's own "Recovery session" (the attempt count kept across runs
+    // in the temporary folder), apart from every other test's.
+    let session = dir.parent().unwrap().join("session-tmp");
+    std::fs::create_dir_all(&session).unwrap();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    if !env.iter().any(|(k, _)| *k == "TMPDIR") {
+        env.push(("TMPDIR", session.to_str().unwrap()));
+    }
+    let out = run_env(&a, &stdin, &env);
     if diskutil_mode() {
         let calls = emulator_calls(dir);
         assert!(!calls.is_empty(), "the emulated diskutil was not called");

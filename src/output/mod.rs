@@ -1,8 +1,12 @@
 //! The one module that writes to stdout and stderr. Everything else returns
 //! values; this module renders them for people (tables, colour on a terminal
-//! unless `NO_COLOR`) or for scripts (`--json`, with `"version": 1`).
+//! unless `NO_COLOR`, lines wrapped to the terminal's width, 78 columns when
+//! it is unknown) or for scripts (`--json`, with `"version": 1`).
+
+pub mod render;
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 
 use crate::error::Error;
 
@@ -12,10 +16,66 @@ pub struct Ui {
     err: Box<dyn Write>,
     /// `--json`: stdout carries one JSON document and nothing else.
     pub json: bool,
+    /// `--verbose`: paths, schemes and iteration counts in the tables.
+    pub verbose: bool,
+    /// The width lines are wrapped to.
+    pub width: usize,
     color: bool,
     err_is_tty: bool,
     wrote_json: bool,
     spinner: Option<Spinner>,
+    attempts: Option<crate::engine::attempts::Ledger>,
+    /// The report already showed the attempts line on stdout.
+    pub(crate) wrote_text_attempts: bool,
+}
+
+/// The width lines are wrapped to: the terminal's (of stdout, else stderr),
+/// else `COLUMNS` when set, else 78; never below 40.
+fn terminal_width() -> usize {
+    let from_fd = |fd: std::os::fd::BorrowedFd<'_>| {
+        rustix::termios::tcgetwinsize(fd)
+            .ok()
+            .map(|w| usize::from(w.ws_col))
+            .filter(|&w| w > 0)
+    };
+    let w = from_fd(std::io::stdout().as_fd())
+        .or_else(|| from_fd(std::io::stderr().as_fd()))
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .unwrap_or(78);
+    w.clamp(40, 10_000)
+}
+
+/// Whether colour is wanted: a terminal, and `NO_COLOR` unset or empty
+/// (the no-color.org convention: an empty value does not count).
+fn want_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Wraps `text` to `width` columns: the first line starts with `first`, the
+/// others with `rest` (both counted). Words longer than a line are kept whole.
+pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = first.to_string();
+    let mut len = visible_len(first);
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let wl = visible_len(word);
+        if !empty && len + 1 + wl > width {
+            out.push(line);
+            line = rest.to_string();
+            len = visible_len(rest);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+            len += 1;
+        }
+        line.push_str(word);
+        len += wl;
+        empty = false;
+    }
+    out.push(line);
+    out
 }
 
 /// A progress line on the terminal's stderr, drawn by its own thread after a
@@ -63,15 +123,18 @@ impl Spinner {
 impl Ui {
     /// The real stdout and stderr.
     pub fn stdio(json: bool) -> Self {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Ui {
             out: Box::new(std::io::stdout()),
             err: Box::new(std::io::stderr()),
             json,
-            color,
+            verbose: false,
+            width: terminal_width(),
+            color: want_color(),
             err_is_tty: std::io::stderr().is_terminal(),
             wrote_json: false,
             spinner: None,
+            attempts: None,
+            wrote_text_attempts: false,
         }
     }
 
@@ -81,10 +144,35 @@ impl Ui {
             out,
             err,
             json,
+            verbose: false,
+            width: 10_000,
             color: false,
             err_is_tty: false,
             wrote_json: false,
             spinner: None,
+            attempts: None,
+            wrote_text_attempts: false,
+        }
+    }
+
+    /// Remembers this run's FileVault attempts, so that every exit path
+    /// (an error's too) shows them, on the screen and in the JSON document.
+    pub fn set_attempts(&mut self, l: &crate::engine::attempts::Ledger) {
+        self.attempts = Some(l.clone());
+    }
+
+    /// A paragraph, wrapped to the width (suppressed in JSON mode).
+    pub fn para(&mut self, s: &str) {
+        self.para_indent(s, "", "");
+    }
+
+    /// A paragraph with its own first-line and continuation prefixes.
+    pub fn para_indent(&mut self, s: &str, first: &str, rest: &str) {
+        if self.json {
+            return;
+        }
+        for l in wrap(s, self.width, first, rest) {
+            let _ = writeln!(self.out, "{}", l.trim_end());
         }
     }
 
@@ -165,12 +253,16 @@ impl Ui {
 
     /// A note on stderr (`fvsync: note: ...`).
     pub fn note(&mut self, s: &str) {
-        let _ = writeln!(self.err, "fvsync: note: {s}");
+        for l in wrap(s, self.width, "fvsync: note: ", "  ") {
+            let _ = writeln!(self.err, "{l}");
+        }
     }
 
     /// A warning on stderr.
     pub fn warn(&mut self, s: &str) {
-        let _ = writeln!(self.err, "fvsync: warning: {s}");
+        for l in wrap(s, self.width, "fvsync: warning: ", "  ") {
+            let _ = writeln!(self.err, "{l}");
+        }
     }
 
     /// Progress on stderr, only when stderr is a terminal.
@@ -197,19 +289,35 @@ impl Ui {
     pub fn error(&mut self, e: &Error) {
         self.progress_done();
         if self.json && !self.wrote_json {
-            self.json_value(&serde_json::json!({
+            let mut doc = serde_json::json!({
                 "version": 1,
                 "error": {
                     "kind": e.kind(),
                     "message": e.message(),
                     "hint": e.hint_text(),
+                    "causes": e.causes(),
                     "exit_code": e.kind().exit_code(),
                 },
-            }));
+                "exit_code": e.kind().exit_code(),
+            });
+            if let Some(a) = &self.attempts {
+                doc["filevault_attempts"] = serde_json::to_value(a).unwrap_or_default();
+            }
+            self.json_value(&doc);
         }
-        let _ = writeln!(self.err, "fvsync: error: {}", e.message());
+        let width = self.width;
+        let mut lines = wrap(e.message(), width, "fvsync: error: ", "  ");
+        for c in e.causes() {
+            lines.extend(wrap(&c, width, "fvsync: caused by: ", "  "));
+        }
         if let Some(h) = e.hint_text() {
-            let _ = writeln!(self.err, "fvsync: hint: {h}");
+            lines.extend(wrap(h, width, "fvsync: hint: ", "  "));
+        }
+        if let Some(a) = self.attempts.as_ref().filter(|_| !self.wrote_text_attempts) {
+            lines.extend(wrap(&a.line(), width, "fvsync: ", "  "));
+        }
+        for l in lines {
+            let _ = writeln!(self.err, "{l}");
         }
     }
 
@@ -226,7 +334,8 @@ impl Ui {
     }
 }
 
-fn visible_len(s: &str) -> usize {
+/// The columns `s` takes on a terminal (ANSI colour sequences skipped).
+pub fn visible_len(s: &str) -> usize {
     // Skip ANSI colour sequences when measuring.
     let mut n = 0;
     let mut in_esc = false;

@@ -1,0 +1,150 @@
+//! The login record: a fresh ShadowHashData for NEW (login hash and SRP
+//! verifier, each with a new salt, never below fvsync's iteration floors), the
+//! failed-login count reset and password-last-set updated; every other
+//! attribute kept. Written atomically, read back byte for byte.
+
+use super::{Action, Changed, Exec, Kind, Planned, Points, Step, StepOps, Undo};
+use crate::engine::observe::Observation;
+use crate::engine::secrets::{Accepts, Secret};
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::shadowhash;
+use crate::fsio::{Perms, Want};
+
+pub(crate) struct Login;
+
+/// The iteration counts NEW's hash gets: the record's own, never below the floors.
+pub(crate) fn iterations(o: &Observation) -> (u32, u32) {
+    let (salted_floor, srp_floor) = o.floors;
+    let sh = o.offline.as_ref().and_then(|off| off.shadow.as_ref());
+    let salted = sh.and_then(|s| s.salted.as_ref()).map(|e| e.iterations);
+    let srp = sh.and_then(|s| s.srp.as_ref()).map(|e| e.iterations);
+    (
+        salted.unwrap_or(salted_floor).max(salted_floor),
+        srp.unwrap_or(srp_floor).max(srp_floor),
+    )
+}
+
+impl StepOps for Login {
+    fn plan(&self, o: &Observation, _before: &[Planned]) -> Planned {
+        let Some(off) = o.offline.as_ref() else {
+            return Planned::new(Step::Login, Action::Leave, "the user record cannot be read");
+        };
+        let get = |s: Secret| off.row(s).map_or(Accepts::Unknown, |r| r.accepts);
+        let login = get(Secret::Login);
+        let srp = get(Secret::Srp);
+        let srp_ok = srp.takes_new() || srp == Accepts::NotApplicable;
+        if login.takes_new() && srp_ok {
+            return Planned::new(
+                Step::Login,
+                Action::Skip,
+                if srp == Accepts::NotApplicable {
+                    "the login hash already accepts NEW (the record has no SRP verifier)"
+                } else {
+                    "the login hash and SRP verifier already accept NEW"
+                },
+            );
+        }
+        let mut detail =
+            "write a new login hash and SRP verifier for NEW, reset the failed-login count; \
+             every other attribute kept"
+                .to_string();
+        if srp == Accepts::NotApplicable {
+            detail.push_str(" (adds the SRP verifier the record lacks)");
+        }
+        let unknown = off
+            .shadow
+            .as_ref()
+            .map(|s| s.other_schemes.clone())
+            .unwrap_or_default();
+        if !unknown.is_empty() {
+            detail.push_str(&format!(
+                "; replaces the unknown scheme {}",
+                crate::text::escape(&unknown.join(", "))
+            ));
+        }
+        Planned::new(Step::Login, Action::Do, detail)
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::File
+    }
+
+    fn points(&self) -> Points {
+        Points {
+            before: Some("record-write"),
+            written: Some("record-written"),
+            checked: Some("after-record"),
+            ..Points::default()
+        }
+    }
+
+    fn change(&self, x: &mut Exec<'_>) -> Result<Changed> {
+        let (si, ri) = iterations(x.o);
+        let root = x.o.root()?;
+        let off = x.o.offline()?;
+        x.ui.progress("writing the login password...");
+        let sh = shadowhash::generate(x.to.expose(), si, ri).map_err(|e| {
+            Error::new(ErrorKind::Failure, "cannot make ShadowHashData").caused_by(e)
+        })?;
+        let mut rec = off.record.clone();
+        rec.set_shadow_hash(&sh)?;
+        rec.touch_password_policy(crate::engine::journal::now_secs())?;
+        let bytes = rec.to_bytes()?;
+        let rel = off.record_file.rel.clone();
+        let perms = Perms::of(&off.record_file.meta);
+        crate::failpoint::hit("record-write")?;
+        root.write_atomic(&rel, &bytes, perms)?;
+        x.ui.progress_done();
+        Ok(Changed::Yes(Some(bytes)))
+    }
+
+    fn check(&self, x: &mut Exec<'_>, written: Option<&[u8]>) -> Result<()> {
+        let root = x.o.root()?;
+        let rel = x.o.offline()?.record_file.rel.clone();
+        let (back, _) = root.read(&rel, Want::SYSTEM)?;
+        if Some(back.as_slice()) != written {
+            return Err(Error::new(
+                ErrorKind::Failure,
+                "the record read back differs from what was written",
+            ));
+        }
+        Ok(())
+    }
+
+    fn took_effect(&self, o: &Observation) -> bool {
+        o.offline.as_ref().is_some_and(|off| {
+            off.row(Secret::Login)
+                .is_some_and(|r| r.accepts.takes_new())
+                && off.row(Secret::Srp).is_some_and(|r| r.accepts.takes_new())
+        })
+    }
+
+    fn revert(&self, x: &mut Exec<'_>) -> Result<()> {
+        let bytes = x
+            .snapshot
+            .record
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Failure, "the record snapshot is missing"))?;
+        let root = x.o.root()?;
+        let off = x.o.offline()?;
+        root.write_atomic(
+            &off.record_file.rel,
+            bytes,
+            Perms::of(&off.record_file.meta),
+        )
+    }
+
+    fn undo(&self, u: &mut Undo<'_>) -> Result<bool> {
+        let Some(bytes) = u.record else {
+            return Ok(false);
+        };
+        let root = u.o.root()?;
+        let off = u.o.offline()?;
+        root.write_atomic(
+            &off.record_file.rel,
+            bytes,
+            Perms::of(&off.record_file.meta),
+        )?;
+        Ok(true)
+    }
+}
