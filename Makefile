@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_DIR ?= target/demo-mac
 
-.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb bench bench-kdf
+.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb bench bench-kdf schemas
 
 all: build
 
@@ -50,6 +50,12 @@ bench:
 # Sections 1 and 2 of the benchmark only (the key derivations), in seconds.
 bench-kdf:
 	$(CARGO) run --locked --release --example bench -- --kdf-only
+
+# The JSON Schemas of the --json documents (docs/schema/), generated from the
+# report types; a test fails when the committed ones differ.
+schemas:
+	FVSYNC_UPDATE_SCHEMAS=1 $(CARGO) test --locked --features testing --test json_schema \
+	  schemas_are_generated_from_the_report_types
 
 # Man pages and shell completions, generated from the command-line definition.
 docs:

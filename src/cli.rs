@@ -306,11 +306,17 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
     match &cli.command {
         Command::Sim(SimCommand::Scenarios) => {
             if ui.json {
-                let list: Vec<_> = crate::sim::scenarios::SCENARIOS
-                    .iter()
-                    .map(|s| serde_json::json!({"name": s.name, "summary": s.summary}))
-                    .collect();
-                ui.json_value(&serde_json::json!({"version": 1, "scenarios": list}));
+                let doc = crate::engine::report::SimScenarios {
+                    version: crate::engine::report::VERSION,
+                    scenarios: crate::sim::scenarios::SCENARIOS
+                        .iter()
+                        .map(|s| crate::engine::report::Scenario {
+                            name: s.name.into(),
+                            summary: s.summary.into(),
+                        })
+                        .collect(),
+                };
+                ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
             } else {
                 let rows: Vec<Vec<String>> = crate::sim::scenarios::SCENARIOS
                     .iter()
@@ -349,7 +355,11 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
         }
         Command::Runbook => {
             if ui.json {
-                ui.json_value(&serde_json::json!({"version": 1, "runbook": RUNBOOK}));
+                let doc = crate::engine::report::Runbook {
+                    version: crate::engine::report::VERSION,
+                    runbook: RUNBOOK.into(),
+                };
+                ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
             } else {
                 ui.raw(RUNBOOK);
             }

@@ -14,6 +14,7 @@ use std::path::Path;
 
 /// Every exit code fvsync uses (docs/exit-codes.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Exit {
     /// 0: in sync, done, or nothing to do.
@@ -103,6 +104,7 @@ impl Exit {
 
 /// What went wrong, as far as the exit code is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {
     /// 1: an unexpected failure (I/O, a tool that failed, a malformed file).

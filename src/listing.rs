@@ -1,8 +1,8 @@
 //! `fvsync volumes` and `fvsync users`: read-only listings. They never unlock
 //! anything, never ask for a password and never write a byte.
 
+use crate::engine::report::{self, VolumeItem};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::error::Result;
 use crate::formats::record::{self, UserRecord};
@@ -37,16 +37,30 @@ pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
                     .unwrap_or_else(|| "-".into()),
                 n.to_string(),
             ]);
-            js.push(json!({
-                "container": c.reference, "container_uuid": c.uuid, "device": v.device, "uuid": v.uuid,
-                "name": v.name, "roles": v.roles, "encryption": v.encryption, "filevault": v.filevault,
-                "locked": v.locked, "mount_point": v.mount_point, "volume_group": v.group_uuid,
-                "crypto_users": n,
-            }));
+            js.push(VolumeItem {
+                container: c.reference.clone(),
+                container_uuid: c.uuid.clone(),
+                internal: c.internal,
+                device: v.device.clone(),
+                uuid: v.uuid.clone(),
+                name: v.name.clone(),
+                roles: v.roles.clone(),
+                encryption: v.encryption,
+                filevault: v.filevault,
+                locked: v.locked,
+                mount_point: v.mount_point.clone(),
+                volume_group: v.group_uuid.clone(),
+                crypto_users: n,
+            });
         }
     }
     if ui.json {
-        ui.json_value(&json!({"version": 1, "source": p.description(), "volumes": js}));
+        let doc = report::Volumes {
+            version: report::VERSION,
+            source: p.description(),
+            volumes: js,
+        };
+        ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
     } else {
         ui.heading(&format!("Volumes of {}", p.description()));
         ui.table(
@@ -74,7 +88,9 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// One user in `fvsync users`.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct UserInfo {
     /// Short name.
     pub name: String,
@@ -108,7 +124,7 @@ pub struct UserInfo {
 pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool) -> Result<u8> {
     let vols = crate::engine::target::data_volumes(p, volume)?;
     let mut out = Vec::new();
-    for (vol, _) in &vols {
+    for (vol, internal) in &vols {
         let crypto = p.crypto_users(vol)?;
         let is_crypto = |uuid: &Option<String>| {
             uuid.as_ref()
@@ -221,18 +237,29 @@ pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool)
                 }
             }
         }
-        out.push((vol.clone(), list));
+        out.push((vol.clone(), *internal, list));
     }
     if ui.json {
         let vols: Vec<_> = out
             .iter()
-            .map(|(v, l)| json!({"device": v.device, "name": v.name, "locked": v.locked, "users": l}))
+            .map(|(v, internal, l)| report::UsersOfVolume {
+                device: v.device.clone(),
+                name: v.name.clone(),
+                external: *internal == Some(false),
+                locked: v.locked,
+                users: l.clone(),
+            })
             .collect();
-        ui.json_value(&json!({"version": 1, "source": p.description(), "volumes": vols}));
+        let doc = report::Users {
+            version: report::VERSION,
+            source: p.description(),
+            volumes: vols,
+        };
+        ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
         return Ok(0);
     }
     ui.heading(&format!("Users of {}", p.description()));
-    for (v, list) in &out {
+    for (v, _, list) in &out {
         ui.line("");
         ui.line(&format!(
             "{} ({}){}",

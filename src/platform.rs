@@ -15,6 +15,7 @@ use crate::secret::Password;
 
 /// Whether the Mac runs recoveryOS or a normal boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BootMode {
     /// recoveryOS: the Data volume mounts under `/Volumes/<Name>` after unlock.
@@ -25,6 +26,7 @@ pub enum BootMode {
 
 /// An APFS volume, with the fields `diskutil apfs list -plist` reports.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Volume {
     /// e.g. `disk3s5`.
     pub device: String,
@@ -57,6 +59,7 @@ impl Volume {
 
 /// An APFS container.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Container {
     /// `ContainerReference`, e.g. `disk3`.
     pub reference: String,
@@ -70,6 +73,7 @@ pub struct Container {
 
 /// A crypto user of a volume (`diskutil apfs listCryptoUsers`).
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CryptoUser {
     /// `APFSCryptoUserUUID`: a local user's GeneratedUID, or a fixed recovery UUID.
     pub uuid: String,
@@ -83,6 +87,7 @@ pub struct CryptoUser {
 
 /// A user as the Preboot volume lists it before any unlock.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrebootUser {
     /// Short name.
     pub name: String,
@@ -94,6 +99,7 @@ pub struct PrebootUser {
 
 /// What one FileVault attempt came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Attempt {
     /// The passphrase unwraps the crypto user's key.
@@ -121,6 +127,7 @@ pub struct PrebootMount {
 /// (docs/diskutil.md). The user's volume is changed only after `Passed`, or
 /// after the technician confirmed an `Unavailable` one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case", tag = "outcome")]
 pub enum RehearsalOutcome {
     /// Not needed: this platform has no framing question (the simulated Mac).
@@ -146,6 +153,8 @@ pub enum RehearsalOutcome {
 
 /// A rehearsal's outcome and what it did, as lines with no secret in them.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Rehearsal {
     /// The verdict.
     pub outcome: RehearsalOutcome,
@@ -155,6 +164,8 @@ pub struct Rehearsal {
 
 /// The system fvsync runs on, for reports and the rehearsal cache.
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct SystemInfo {
     /// e.g. `macOS 15.1 (24B83)`, when known.
     pub os: Option<String>,

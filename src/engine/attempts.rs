@@ -28,6 +28,7 @@ use crate::text::escape;
 
 /// Which password an attempt presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Presented {
     /// OLD.
@@ -53,6 +54,8 @@ impl Presented {
 
 /// One attempt.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Event {
     /// What was presented.
     pub password: Presented,
@@ -65,6 +68,7 @@ pub struct Event {
 
 /// Which of OLD and NEW FileVault accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Proven {
     /// OLD.
@@ -81,6 +85,8 @@ pub enum Proven {
 
 /// This Recovery session's count, across runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct SessionCount {
     /// Attempts presented in this session (this run's included).
     pub used: u32,
@@ -90,6 +96,8 @@ pub struct SessionCount {
 
 /// Counts FileVault attempts in a run.
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Ledger {
     /// Passphrases presented that were not yet proven.
     pub used: u32,

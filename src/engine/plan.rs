@@ -20,6 +20,7 @@ use crate::error::Exit;
 
 /// Is the user in sync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Every counted secret takes NEW.
@@ -43,6 +44,7 @@ impl Verdict {
 
 /// What proved OLD (before anything is written, something must have).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Proof {
     /// FileVault accepted it.

@@ -15,6 +15,8 @@ pub const VERSION: u32 = 1;
 
 /// Who and where, common to the user commands.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Head {
     /// Always [`VERSION`].
     pub version: u32,
@@ -37,6 +39,7 @@ pub struct Head {
 
 /// What the Preboot list looks like for this user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum PrebootState {
     /// It is current.
@@ -60,6 +63,8 @@ impl PrebootState {
 
 /// `fvsync diagnose`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Diagnose {
     /// Who and where.
     #[serde(flatten)]
@@ -84,6 +89,8 @@ pub struct Diagnose {
 
 /// `fvsync verify`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Verify {
     /// Who and where.
     #[serde(flatten)]
@@ -108,6 +115,8 @@ pub struct Verify {
 
 /// A step left as it was while the plan ran.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Left {
     /// The step.
     pub step: Step,
@@ -117,6 +126,8 @@ pub struct Left {
 
 /// `fvsync reconcile`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Reconcile {
     /// Who and where.
     #[serde(flatten)]
@@ -157,6 +168,8 @@ pub struct Reconcile {
 
 /// One secret `undo` puts back.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct UndoItem {
     /// The step.
     pub step: Step,
@@ -166,6 +179,8 @@ pub struct UndoItem {
 
 /// `fvsync undo`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Undo {
     /// Who and where.
     #[serde(flatten)]
@@ -190,6 +205,8 @@ pub struct Undo {
 
 /// `fvsync purge`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Purge {
     /// Who and where.
     #[serde(flatten)]
@@ -208,6 +225,8 @@ pub struct Purge {
 
 /// What `reconcile` shows before it asks to apply its plan (text only).
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Preview {
     /// Who and where.
     #[serde(flatten)]
@@ -222,4 +241,202 @@ pub struct Preview {
     pub notes: Vec<String>,
     /// The plan.
     pub plan: Vec<Planned>,
+}
+
+/// One volume of `fvsync volumes`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct VolumeItem {
+    /// The container, e.g. `disk3`.
+    pub container: String,
+    /// `APFSContainerUUID`.
+    pub container_uuid: String,
+    /// Whether the container is on an internal disk (null: unknown).
+    pub internal: Option<bool>,
+    /// e.g. `disk3s5`.
+    pub device: String,
+    /// `APFSVolumeUUID`.
+    pub uuid: String,
+    /// `Name`.
+    pub name: String,
+    /// `Roles`.
+    pub roles: Vec<String>,
+    /// `Encryption`.
+    pub encryption: bool,
+    /// `FileVault`.
+    pub filevault: bool,
+    /// `Locked`.
+    pub locked: bool,
+    /// Where its files are when mounted.
+    pub mount_point: Option<String>,
+    /// `APFSVolumeGroupUUID`.
+    pub volume_group: Option<String>,
+    /// How many crypto users it has.
+    pub crypto_users: usize,
+}
+
+/// `fvsync volumes`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct Volumes {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// What fvsync looked at.
+    pub source: String,
+    /// Every volume of every container.
+    pub volumes: Vec<VolumeItem>,
+}
+
+/// The users of one Data volume, in `fvsync users`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct UsersOfVolume {
+    /// e.g. `disk3s5`.
+    pub device: String,
+    /// The volume's name.
+    pub name: String,
+    /// Whether it is on an external disk.
+    pub external: bool,
+    /// Locked: the users come from the Preboot list (display only).
+    pub locked: bool,
+    /// Its users.
+    pub users: Vec<crate::listing::UserInfo>,
+}
+
+/// `fvsync users`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct Users {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// What fvsync looked at.
+    pub source: String,
+    /// The Data volumes.
+    pub volumes: Vec<UsersOfVolume>,
+}
+
+/// One scenario of `fvsync sim scenarios`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct Scenario {
+    /// Its name (`--scenario`).
+    pub name: String,
+    /// What it models.
+    pub summary: String,
+}
+
+/// `fvsync sim scenarios`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct SimScenarios {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// Every scenario.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// `fvsync sim create`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct SimCreate {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// The folder made.
+    pub created: String,
+    /// Its scenario.
+    pub scenario: String,
+}
+
+/// `fvsync runbook --json`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct Runbook {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// The runbook's text (Markdown).
+    pub runbook: String,
+}
+
+/// What went wrong, in an error document.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct ErrorInfo {
+    /// The kind (it sets the exit code).
+    pub kind: crate::error::ErrorKind,
+    /// One line.
+    pub message: String,
+    /// What to do next.
+    pub hint: Option<String>,
+    /// The causes, outermost first.
+    pub causes: Vec<String>,
+    /// The exit code.
+    pub exit_code: u8,
+}
+
+/// The document of a `--json` run that stopped on an error before it had a
+/// report of its own.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct ErrorDoc {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// The error.
+    pub error: ErrorInfo,
+    /// FileVault attempts this run spent (user commands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filevault_attempts: Option<Ledger>,
+    /// The exit code.
+    pub exit_code: u8,
+}
+
+/// The JSON Schema of every `--json` document, by file name under
+/// `docs/schema/` (generated from these types: `make schemas` writes them, a
+/// test checks the committed files are what the types say).
+#[cfg(feature = "schema")]
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    fn one<T: schemars::JsonSchema>(name: &'static str) -> (&'static str, serde_json::Value) {
+        let g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        let mut v = serde_json::to_value(g.into_root_schema_for::<T>()).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            let mut out = serde_json::Map::new();
+            out.insert(
+                "$schema".into(),
+                "https://json-schema.org/draft/2020-12/schema".into(),
+            );
+            out.insert(
+                "$id".into(),
+                format!("https://fvsync.invalid/schema/{name}.json").into(),
+            );
+            for (k, val) in std::mem::take(o) {
+                if k != "$schema" {
+                    out.insert(k, val);
+                }
+            }
+            *o = out;
+        }
+        (name, v)
+    }
+    vec![
+        one::<Diagnose>("diagnose"),
+        one::<Verify>("verify"),
+        one::<Reconcile>("reconcile"),
+        one::<Undo>("undo"),
+        one::<Purge>("purge"),
+        one::<Volumes>("volumes"),
+        one::<Users>("users"),
+        one::<SimScenarios>("sim-scenarios"),
+        one::<SimCreate>("sim-create"),
+        one::<Runbook>("runbook"),
+        one::<ErrorDoc>("error"),
+    ]
 }

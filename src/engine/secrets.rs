@@ -25,6 +25,7 @@ pub const GROUPS_DIR: &str = "private/var/db/dslocal/nodes/Default/groups";
 
 /// One secret of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Secret {
     /// The FileVault unlock (the user's crypto user of an encrypted, FileVault volume).
@@ -68,6 +69,7 @@ impl Secret {
 
 /// Which of the passwords a secret accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Accepts {
     /// OLD only.
@@ -122,6 +124,8 @@ impl Accepts {
 
 /// One row of the secret matrix.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Row {
     /// Which secret.
     pub secret: Secret,

@@ -18,6 +18,7 @@ use crate::text::escape;
 
 /// How the name given matched the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Match {
     /// The short name, exactly.

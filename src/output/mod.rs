@@ -289,21 +289,21 @@ impl Ui {
     pub fn error(&mut self, e: &Error) {
         self.progress_done();
         if self.json && !self.wrote_json {
-            let mut doc = serde_json::json!({
-                "version": 1,
-                "error": {
-                    "kind": e.kind(),
-                    "message": e.message(),
-                    "hint": e.hint_text(),
-                    "causes": e.causes(),
-                    "exit_code": e.kind().exit_code(),
+            let doc = crate::engine::report::ErrorDoc {
+                version: crate::engine::report::VERSION,
+                error: crate::engine::report::ErrorInfo {
+                    kind: e.kind(),
+                    message: e.message().to_string(),
+                    hint: e.hint_text().map(str::to_string),
+                    causes: e.causes(),
+                    exit_code: e.kind().exit_code(),
                 },
-                "exit_code": e.kind().exit_code(),
-            });
-            if let Some(a) = &self.attempts {
-                doc["filevault_attempts"] = serde_json::to_value(a).unwrap_or_default();
+                filevault_attempts: self.attempts.clone(),
+                exit_code: e.kind().exit_code(),
+            };
+            if let Ok(v) = serde_json::to_value(&doc) {
+                self.json_value(&v);
             }
-            self.json_value(&doc);
         }
         let width = self.width;
         let mut lines = wrap(e.message(), width, "fvsync: error: ", "  ");

@@ -24,6 +24,7 @@ use crate::secret::Password;
 
 /// A step of a reconcile (its serde name is the journal's and the JSON's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// The FileVault (or SecureToken) passphrase.
@@ -64,6 +65,7 @@ impl Step {
 
 /// What a plan does with a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// It will be changed.
@@ -76,6 +78,8 @@ pub enum Action {
 
 /// One step of a plan, with what it does in words.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Planned {
     /// The step.
     pub step: Step,
