@@ -386,6 +386,13 @@ fn write(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 const KEYCHAIN_TEMPLATE: &[u8] = include_bytes!("../../assets/login-template.keychain-db");
 /// The template's password.
 pub const KEYCHAIN_TEMPLATE_PASSWORD: &str = "keychainbreaker-test";
+/// Password of `assets/login-template-0x200.keychain-db`, a DbBlob version 0x200
+/// login keychain (what macOS 10.12 and later write): moonD4rk/HackBrowserData's
+/// `utils/chainbreaker/testdata/test.keychain-db` (MIT), re-keyed from its
+/// published master key to this password with
+/// `formats::keychain::rekey_from_master_key` (docs/keychain.md). Not used by the
+/// scenarios yet.
+pub const KEYCHAIN_TEMPLATE_0X200_PASSWORD: &str = "keychain-template-0x200";
 
 fn keychain_for(pw: &str) -> Result<Vec<u8>> {
     crate::formats::keychain::rekey(
