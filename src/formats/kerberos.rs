@@ -57,10 +57,16 @@ const KERBEROS_CONSTANT: &[u8] = b"kerberos";
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KerberosError {
+    /// A value is not canonical DER of the expected ASN.1 type; names the element.
+    #[error("not a valid DER value: {0}")]
+    Der(&'static str),
     /// The password contains a NUL byte. Heimdal takes the password as a C string
     /// (`strlen`), so it could never reproduce keys for it.
     #[error("the password contains a NUL byte, which Heimdal cannot use")]
     PasswordNul,
+    /// A value is larger than [`MAX_VALUE_LEN`].
+    #[error("value is {0} bytes, more than the 65536 allowed")]
+    TooLarge(usize),
 }
 
 /// The three encryption types Apple's Heimdal writes for a local user
@@ -356,6 +362,460 @@ fn string_to_key_iter(
     }
 }
 
+// ---------------------------------------------------------------------------
+// DER: the ASN.1 types of `lib/hdb/hdb.asn1` and `lib/asn1/krb5.asn1`.
+// ---------------------------------------------------------------------------
+
+/// Largest `KerberosKeys` or `HeimdalSRPKey` value accepted (real ones are about
+/// 300 and 560 bytes).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// Most values one attribute may hold (Apple writes one).
+pub const MAX_VALUES: usize = 16;
+
+/// Most keys one keyset may hold (Apple writes three).
+pub const MAX_KEYS: usize = 16;
+
+/// Most components one principal name may have.
+const MAX_COMPONENTS: usize = 8;
+
+mod der {
+    //! A small, strict DER reader and writer for the handful of types here.
+    //!
+    //! Only what the schema uses: single-byte tags, definite lengths in minimal
+    //! form (at most 3 length bytes), minimal two's-complement INTEGERs of at most
+    //! 8 bytes. Anything else is an error, so every value that parses re-encodes
+    //! to the same bytes. The schema is not recursive: each type has its own
+    //! function and the nesting depth is fixed.
+
+    use zeroize::Zeroizing;
+
+    pub(super) const INTEGER: u8 = 0x02;
+    pub(super) const OCTET_STRING: u8 = 0x04;
+    pub(super) const GENERAL_STRING: u8 = 0x1b;
+    pub(super) const SEQUENCE: u8 = 0x30;
+
+    /// Tag of the constructed, context-specific `[n]` (an explicit tag).
+    pub(super) const fn ctx(n: u8) -> u8 {
+        0xa0 | n
+    }
+
+    /// Why a DER value was refused: names the element, never its bytes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) struct Bad(pub &'static str);
+
+    pub(super) struct Reader<'a> {
+        rest: &'a [u8],
+    }
+
+    impl<'a> Reader<'a> {
+        pub(super) fn new(buf: &'a [u8]) -> Self {
+            Reader { rest: buf }
+        }
+
+        pub(super) fn peek_tag(&self) -> Option<u8> {
+            self.rest.first().copied()
+        }
+
+        /// Reads one element with tag `tag` and returns its contents.
+        pub(super) fn read(&mut self, tag: u8, what: &'static str) -> Result<&'a [u8], Bad> {
+            let (&t, rest) = self.rest.split_first().ok_or(Bad(what))?;
+            if t != tag {
+                return Err(Bad(what));
+            }
+            let (&first, mut rest) = rest.split_first().ok_or(Bad(what))?;
+            let len = if first < 0x80 {
+                usize::from(first)
+            } else {
+                let n = usize::from(first & 0x7f);
+                // 0x80 is the indefinite form (BER only); more than 3 bytes would
+                // be over 16 MiB, far beyond MAX_VALUE_LEN.
+                if n == 0 || n > 3 {
+                    return Err(Bad(what));
+                }
+                let (bytes, r) = rest.split_at_checked(n).ok_or(Bad(what))?;
+                if bytes.first() == Some(&0) {
+                    return Err(Bad(what));
+                }
+                let len = bytes.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+                if len < 0x80 {
+                    return Err(Bad(what));
+                }
+                rest = r;
+                len
+            };
+            let (content, r) = rest.split_at_checked(len).ok_or(Bad(what))?;
+            self.rest = r;
+            Ok(content)
+        }
+
+        /// Reads `[n] EXPLICIT <tag>` and returns the inner contents.
+        pub(super) fn explicit(
+            &mut self,
+            n: u8,
+            tag: u8,
+            what: &'static str,
+        ) -> Result<&'a [u8], Bad> {
+            let outer = self.read(ctx(n), what)?;
+            let mut r = Reader::new(outer);
+            let inner = r.read(tag, what)?;
+            r.finish(what)?;
+            Ok(inner)
+        }
+
+        /// Like [`Reader::explicit`] when the next tag is `[n]`, else `None`.
+        pub(super) fn optional(
+            &mut self,
+            n: u8,
+            tag: u8,
+            what: &'static str,
+        ) -> Result<Option<&'a [u8]>, Bad> {
+            if self.peek_tag() == Some(ctx(n)) {
+                self.explicit(n, tag, what).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+
+        /// Fails unless every byte was consumed.
+        pub(super) fn finish(&self, what: &'static str) -> Result<(), Bad> {
+            if self.rest.is_empty() {
+                Ok(())
+            } else {
+                Err(Bad(what))
+            }
+        }
+
+        pub(super) fn is_empty(&self) -> bool {
+            self.rest.is_empty()
+        }
+    }
+
+    /// Decodes minimal two's-complement INTEGER contents of at most 8 bytes.
+    pub(super) fn integer(c: &[u8], what: &'static str) -> Result<i64, Bad> {
+        let (&first, tail) = c.split_first().ok_or(Bad(what))?;
+        if c.len() > 8 {
+            return Err(Bad(what));
+        }
+        if let Some(&second) = tail.first() {
+            let redundant =
+                (first == 0x00 && second & 0x80 == 0) || (first == 0xff && second & 0x80 != 0);
+            if redundant {
+                return Err(Bad(what));
+            }
+        }
+        let init: i64 = if first & 0x80 != 0 { -1 } else { 0 };
+        Ok(c.iter().fold(init, |a, &b| (a << 8) | i64::from(b)))
+    }
+
+    /// Decodes an INTEGER that must fit `T` (i32, u32).
+    pub(super) fn int_in<T: TryFrom<i64>>(c: &[u8], what: &'static str) -> Result<T, Bad> {
+        T::try_from(integer(c, what)?).map_err(|_| Bad(what))
+    }
+
+    /// Minimal two's-complement contents of `v`.
+    pub(super) fn integer_bytes(v: i64) -> Vec<u8> {
+        let b = v.to_be_bytes();
+        let mut start = 0;
+        while start < 7 {
+            let (x, y) = (b[start], b[start + 1]);
+            if (x == 0x00 && y & 0x80 == 0) || (x == 0xff && y & 0x80 != 0) {
+                start += 1;
+            } else {
+                break;
+            }
+        }
+        b[start..].to_vec()
+    }
+
+    /// Appends one element. Buffers are `Zeroizing` because keysets hold keys.
+    pub(super) fn put(out: &mut Zeroizing<Vec<u8>>, tag: u8, content: &[u8]) {
+        out.push(tag);
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            let used = &bytes[skip..];
+            out.push(0x80 | used.len() as u8);
+            out.extend_from_slice(used);
+        }
+        out.extend_from_slice(content);
+    }
+
+    /// Appends `[n] EXPLICIT <tag> content`.
+    pub(super) fn put_explicit(out: &mut Zeroizing<Vec<u8>>, n: u8, tag: u8, content: &[u8]) {
+        let mut inner = Zeroizing::new(Vec::with_capacity(content.len() + 4));
+        put(&mut inner, tag, content);
+        put(out, ctx(n), &inner);
+    }
+
+    /// Appends `[n] EXPLICIT INTEGER v`.
+    pub(super) fn put_int(out: &mut Zeroizing<Vec<u8>>, n: u8, v: i64) {
+        put_explicit(out, n, INTEGER, &integer_bytes(v));
+    }
+}
+
+use der::{Bad, Reader};
+
+/// `Salt ::= SEQUENCE { type[0] INTEGER (0..4294967295), salt[1] OCTET STRING,
+/// opaque[2] OCTET STRING OPTIONAL }` (`lib/hdb/hdb.asn1`). Not secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Salt {
+    /// Salt type: 3 is `hdb-pw-salt` / `KRB5_PW_SALT`, the only one Apple writes.
+    pub salt_type: u32,
+    /// The salt bytes (for a pw-salt: realm followed by the name components).
+    pub salt: Vec<u8>,
+    /// Enctype-specific string-to-key parameters (for AES, a 4-byte iteration
+    /// count); Apple leaves it out.
+    pub opaque: Option<Vec<u8>>,
+}
+
+/// `EncryptionKey ::= SEQUENCE { keytype[0] krb5int32, keyvalue[1] OCTET STRING }`
+/// (`lib/asn1/krb5.asn1`). The key bytes are wiped on drop and never shown by
+/// `Debug`.
+#[derive(Clone)]
+pub struct EncryptionKey {
+    /// The enctype number (16, 17, 18 for the types this module derives).
+    pub keytype: i32,
+    value: Zeroizing<Vec<u8>>,
+}
+
+impl EncryptionKey {
+    /// A key of type `keytype` with the given bytes.
+    pub fn new(keytype: i32, value: Zeroizing<Vec<u8>>) -> Self {
+        EncryptionKey { keytype, value }
+    }
+
+    /// The key bytes.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKey")
+            .field("keytype", &self.keytype)
+            .field("len", &self.value.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Key ::= SEQUENCE { mkvno[0] INTEGER OPTIONAL, key[1] EncryptionKey,
+/// salt[2] Salt OPTIONAL }` (`lib/hdb/hdb.asn1`). `mkvno` is present when the key
+/// is sealed (encrypted) with the KDC's master key.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// Master-key version number, if the key is sealed.
+    pub mkvno: Option<i32>,
+    /// The (unsealed, if `mkvno` is `None`) key.
+    pub key: EncryptionKey,
+    /// The salt the key was derived with.
+    pub salt: Option<Salt>,
+}
+
+/// `Principal ::= SEQUENCE { name[0] PrincipalName, realm[1] Realm }` with
+/// `PrincipalName ::= SEQUENCE { name-type[0] NAME-TYPE, name-string[1] SEQUENCE OF
+/// GeneralString }` and `Realm ::= GeneralString` (`lib/asn1/krb5.asn1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Name type (1 = `KRB5_NT_PRINCIPAL`).
+    pub name_type: i32,
+    /// The name components, as stored (GeneralString bytes).
+    pub components: Vec<Vec<u8>>,
+    /// The realm, as stored.
+    pub realm: Vec<u8>,
+}
+
+/// One `KerberosKeys` value: `hdb_keyset_aapl ::= SEQUENCE { kvno[1] INTEGER,
+/// keys[0] Keys, principal[2] Principal OPTIONAL }` with `Keys ::= SEQUENCE OF Key`
+/// (`lib/hdb/hdb.asn1`; "notice the interesting order of the tags").
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    /// Key version number.
+    pub kvno: i32,
+    /// The keys, in stored order.
+    pub keys: Vec<Key>,
+    /// The principal these keys are for; absent when they belong to the record's
+    /// default principal (Heimdal stores it only when `HeimODSetKeys` was given
+    /// one explicitly).
+    pub principal: Option<Principal>,
+}
+
+impl From<Bad> for KerberosError {
+    fn from(b: Bad) -> Self {
+        KerberosError::Der(b.0)
+    }
+}
+
+fn parse_salt(c: &[u8]) -> Result<Salt, Bad> {
+    let mut r = Reader::new(c);
+    let salt_type = der::int_in(r.explicit(0, der::INTEGER, "Salt.type")?, "Salt.type")?;
+    let salt = r.explicit(1, der::OCTET_STRING, "Salt.salt")?.to_vec();
+    let opaque = r
+        .optional(2, der::OCTET_STRING, "Salt.opaque")?
+        .map(<[u8]>::to_vec);
+    r.finish("Salt")?;
+    Ok(Salt {
+        salt_type,
+        salt,
+        opaque,
+    })
+}
+
+fn parse_encryption_key(c: &[u8]) -> Result<EncryptionKey, Bad> {
+    let mut r = Reader::new(c);
+    let keytype = der::int_in(
+        r.explicit(0, der::INTEGER, "EncryptionKey.keytype")?,
+        "EncryptionKey.keytype",
+    )?;
+    let value = Zeroizing::new(
+        r.explicit(1, der::OCTET_STRING, "EncryptionKey.keyvalue")?
+            .to_vec(),
+    );
+    r.finish("EncryptionKey")?;
+    Ok(EncryptionKey { keytype, value })
+}
+
+fn parse_key(c: &[u8]) -> Result<Key, Bad> {
+    let mut r = Reader::new(c);
+    let mkvno = match r.optional(0, der::INTEGER, "Key.mkvno")? {
+        Some(v) => Some(der::int_in(v, "Key.mkvno")?),
+        None => None,
+    };
+    let key = parse_encryption_key(r.explicit(1, der::SEQUENCE, "Key.key")?)?;
+    let salt = match r.optional(2, der::SEQUENCE, "Key.salt")? {
+        Some(s) => Some(parse_salt(s)?),
+        None => None,
+    };
+    r.finish("Key")?;
+    Ok(Key { mkvno, key, salt })
+}
+
+fn parse_principal(c: &[u8]) -> Result<Principal, Bad> {
+    let mut r = Reader::new(c);
+    let name = r.explicit(0, der::SEQUENCE, "Principal.name")?;
+    let realm = r
+        .explicit(1, der::GENERAL_STRING, "Principal.realm")?
+        .to_vec();
+    r.finish("Principal")?;
+
+    let mut n = Reader::new(name);
+    let name_type = der::int_in(
+        n.explicit(0, der::INTEGER, "PrincipalName.name-type")?,
+        "PrincipalName.name-type",
+    )?;
+    let strings = n.explicit(1, der::SEQUENCE, "PrincipalName.name-string")?;
+    n.finish("PrincipalName")?;
+    let mut s = Reader::new(strings);
+    let mut components = Vec::new();
+    while !s.is_empty() {
+        if components.len() == MAX_COMPONENTS {
+            return Err(Bad("PrincipalName.name-string (too many components)"));
+        }
+        components.push(
+            s.read(der::GENERAL_STRING, "PrincipalName.name-string")?
+                .to_vec(),
+        );
+    }
+    Ok(Principal {
+        name_type,
+        components,
+        realm,
+    })
+}
+
+impl KeySet {
+    /// Parses one `KerberosKeys` value (DER `hdb_keyset_aapl`). Only the DER is
+    /// checked here; whether fvsync understands the keys is [`check`]'s and
+    /// [`regenerate`]'s business.
+    ///
+    /// # Errors
+    /// [`KerberosError::TooLarge`] above [`MAX_VALUE_LEN`]; [`KerberosError::Der`]
+    /// naming the element for anything that is not canonical DER of the schema
+    /// (trailing bytes, non-minimal lengths or integers, an integer out of its
+    /// range, missing fields, more than [`MAX_KEYS`] keys).
+    pub fn from_der(bytes: &[u8]) -> Result<Self, KerberosError> {
+        if bytes.len() > MAX_VALUE_LEN {
+            return Err(KerberosError::TooLarge(bytes.len()));
+        }
+        let mut outer = Reader::new(bytes);
+        let body = outer.read(der::SEQUENCE, "hdb_keyset_aapl")?;
+        outer.finish("hdb_keyset_aapl (trailing bytes)")?;
+        let mut r = Reader::new(body);
+        let kvno = der::int_in(
+            r.explicit(1, der::INTEGER, "hdb_keyset_aapl.kvno")?,
+            "hdb_keyset_aapl.kvno",
+        )?;
+        let keys_der = r.explicit(0, der::SEQUENCE, "hdb_keyset_aapl.keys")?;
+        let principal = match r.optional(2, der::SEQUENCE, "hdb_keyset_aapl.principal")? {
+            Some(p) => Some(parse_principal(p)?),
+            None => None,
+        };
+        r.finish("hdb_keyset_aapl")?;
+        let mut k = Reader::new(keys_der);
+        let mut keys = Vec::new();
+        while !k.is_empty() {
+            if keys.len() == MAX_KEYS {
+                return Err(KerberosError::Der("Keys (too many keys)"));
+            }
+            keys.push(parse_key(k.read(der::SEQUENCE, "Key")?)?);
+        }
+        Ok(KeySet {
+            kvno,
+            keys,
+            principal,
+        })
+    }
+
+    /// The DER of this keyset, as Heimdal's `encode_hdb_keyset_aapl` writes it.
+    /// The returned bytes hold the keys; the intermediate buffers are wiped.
+    pub fn to_der(&self) -> Vec<u8> {
+        let mut keys = Zeroizing::new(Vec::new());
+        for key in &self.keys {
+            let mut k = Zeroizing::new(Vec::new());
+            if let Some(m) = key.mkvno {
+                der::put_int(&mut k, 0, i64::from(m));
+            }
+            let mut ek = Zeroizing::new(Vec::new());
+            der::put_int(&mut ek, 0, i64::from(key.key.keytype));
+            der::put_explicit(&mut ek, 1, der::OCTET_STRING, key.key.value());
+            der::put_explicit(&mut k, 1, der::SEQUENCE, &ek);
+            if let Some(s) = &key.salt {
+                let mut sb = Zeroizing::new(Vec::new());
+                der::put_int(&mut sb, 0, i64::from(s.salt_type));
+                der::put_explicit(&mut sb, 1, der::OCTET_STRING, &s.salt);
+                if let Some(o) = &s.opaque {
+                    der::put_explicit(&mut sb, 2, der::OCTET_STRING, o);
+                }
+                der::put_explicit(&mut k, 2, der::SEQUENCE, &sb);
+            }
+            der::put(&mut keys, der::SEQUENCE, &k);
+        }
+        let mut body = Zeroizing::new(Vec::new());
+        der::put_int(&mut body, 1, i64::from(self.kvno));
+        der::put_explicit(&mut body, 0, der::SEQUENCE, &keys);
+        if let Some(p) = &self.principal {
+            let mut strings = Zeroizing::new(Vec::new());
+            for c in &p.components {
+                der::put(&mut strings, der::GENERAL_STRING, c);
+            }
+            let mut name = Zeroizing::new(Vec::new());
+            der::put_int(&mut name, 0, i64::from(p.name_type));
+            der::put_explicit(&mut name, 1, der::SEQUENCE, &strings);
+            let mut pb = Zeroizing::new(Vec::new());
+            der::put_explicit(&mut pb, 0, der::SEQUENCE, &name);
+            der::put_explicit(&mut pb, 1, der::GENERAL_STRING, &p.realm);
+            der::put_explicit(&mut body, 2, der::SEQUENCE, &pb);
+        }
+        let mut out = Zeroizing::new(Vec::new());
+        der::put(&mut out, der::SEQUENCE, &body);
+        out.to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,6 +1047,243 @@ mod tests {
             let got = string_to_key_iter(Enctype::Aes256CtsHmacSha196, pw, &salt, iters);
             assert_eq!(got.to_vec(), h(k256), "aes256, {iters} iterations");
         }
+    }
+
+    fn sample_record() -> plist::Dictionary {
+        let path = format!(
+            "{}/tests/data/samples/dslocal-user-jeff-10.8-pbkdf2.plist",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        plist::Value::from_file(path)
+            .unwrap()
+            .into_dictionary()
+            .unwrap()
+    }
+
+    /// The real `KerberosKeys` values of the 10.8 `jeff` record.
+    fn sample_keys() -> Vec<Vec<u8>> {
+        sample_record()["KerberosKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_data().unwrap().to_vec())
+            .collect()
+    }
+
+    fn sample_authorities() -> Vec<String> {
+        sample_record()["authentication_authority"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_string().unwrap().to_string())
+            .collect()
+    }
+
+    /// One line per keyset: kvno, then enctype/salt type/salt per key, then the
+    /// principal.
+    fn describe(set: &KeySet) -> String {
+        let keys: Vec<String> = set
+            .keys
+            .iter()
+            .map(|k| {
+                let salt = k.salt.as_ref().map_or("none".to_string(), |s| {
+                    format!(
+                        "type {} {:?}{}",
+                        s.salt_type,
+                        String::from_utf8_lossy(&s.salt),
+                        if s.opaque.is_some() { " +opaque" } else { "" }
+                    )
+                });
+                format!(
+                    "enctype {} ({} bytes{}) salt {salt}",
+                    k.key.keytype,
+                    k.key.value().len(),
+                    k.mkvno.map_or(String::new(), |m| format!(", mkvno {m}"))
+                )
+            })
+            .collect();
+        let principal = set.principal.as_ref().map_or("none".to_string(), |p| {
+            format!(
+                "{:?}@{:?}",
+                p.components
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>(),
+                String::from_utf8_lossy(&p.realm)
+            )
+        });
+        format!(
+            "kvno {}; {}; principal {principal}",
+            set.kvno,
+            keys.join("; ")
+        )
+    }
+
+    #[test]
+    fn real_record_keysets_parse_and_re_encode_byte_for_byte() {
+        let values = sample_keys();
+        assert_eq!(values.len(), 1);
+        let set = KeySet::from_der(&values[0]).unwrap();
+        assert_eq!(set.to_der(), values[0]);
+        let salt = "LKDC:SHA1.413A30F590EEDC787D532981850A975245B0A723jeff";
+        assert_eq!(
+            describe(&set),
+            format!(
+                "kvno 1; \
+                 enctype 18 (32 bytes) salt type 3 {salt:?}; \
+                 enctype 17 (16 bytes) salt type 3 {salt:?}; \
+                 enctype 16 (24 bytes) salt type 3 {salt:?}; \
+                 principal none"
+            )
+        );
+        // Debug never shows key bytes.
+        let dbg = format!("{set:?}");
+        assert!(!dbg.contains(&format!("{:?}", set.keys[0].key.value())));
+        assert!(dbg.contains("len: 32"));
+    }
+
+    /// Heimdal-shaped keyset with every optional field present, to cover the
+    /// encoder's other branches.
+    fn full_keyset() -> KeySet {
+        KeySet {
+            kvno: 300,
+            keys: vec![Key {
+                mkvno: Some(-2),
+                key: EncryptionKey::new(18, Zeroizing::new(vec![0x5a; 32])),
+                salt: Some(Salt {
+                    salt_type: u32::MAX,
+                    salt: vec![b's'; 200],
+                    opaque: Some(vec![0, 0, 0x10, 0]),
+                }),
+            }],
+            principal: Some(Principal {
+                name_type: 1,
+                components: vec![b"jeff".to_vec(), b"host".to_vec()],
+                realm: b"LKDC:SHA1.413A30F590EEDC787D532981850A975245B0A723".to_vec(),
+            }),
+        }
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        let set = full_keyset();
+        let der = set.to_der();
+        let back = KeySet::from_der(&der).unwrap();
+        assert_eq!(back.to_der(), der);
+        assert_eq!(back.kvno, 300);
+        assert_eq!(back.keys[0].mkvno, Some(-2));
+        assert_eq!(back.keys[0].salt, set.keys[0].salt);
+        assert_eq!(back.principal, set.principal);
+        // A keyset with no keys is valid DER (the layout check refuses it later).
+        let empty = KeySet {
+            kvno: 0,
+            keys: vec![],
+            principal: None,
+        };
+        assert_eq!(KeySet::from_der(&empty.to_der()).unwrap().keys.len(), 0);
+    }
+
+    #[test]
+    fn integers_are_minimal_twos_complement() {
+        for (v, want) in [
+            (0i64, "00"),
+            (1, "01"),
+            (127, "7f"),
+            (128, "0080"),
+            (255, "00ff"),
+            (256, "0100"),
+            (-1, "ff"),
+            (-128, "80"),
+            (-129, "ff7f"),
+            (i64::from(u32::MAX), "00ffffffff"),
+            (i64::from(i32::MIN), "80000000"),
+        ] {
+            let b = der::integer_bytes(v);
+            assert_eq!(hex::encode(&b), want);
+            assert_eq!(der::integer(&b, "t"), Ok(v));
+        }
+        for bad in ["", "0001", "007f", "ff80", "ffff", "000000000000000001"] {
+            assert!(der::integer(&h(bad), "t").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_der_is_refused() {
+        let good = sample_keys().remove(0);
+        // Long-form length where the short form fits.
+        let mut v = vec![0x30, 0x81, 0x03, 0xa1, 0x01, 0x00];
+        assert!(KeySet::from_der(&v).is_err());
+        // Indefinite length.
+        v = vec![0x30, 0x80, 0x00, 0x00];
+        assert!(KeySet::from_der(&v).is_err());
+        // Trailing byte after the keyset.
+        v = good.clone();
+        v.push(0);
+        assert_eq!(
+            KeySet::from_der(&v).err(),
+            Some(KerberosError::Der("hdb_keyset_aapl (trailing bytes)"))
+        );
+        // Non-minimal length bytes (0x82 00 xx).
+        v = vec![0x30, 0x82, 0x00, 0x81];
+        v.extend(vec![0u8; 0x81]);
+        assert!(KeySet::from_der(&v).is_err());
+        // kvno tag [0] and keys tag [1] swapped (the standard hdb_keyset order).
+        v = good.clone();
+        v[4] = 0xa0;
+        assert!(KeySet::from_der(&v).is_err());
+        // Too large.
+        assert_eq!(
+            KeySet::from_der(&vec![0u8; MAX_VALUE_LEN + 1]).err(),
+            Some(KerberosError::TooLarge(MAX_VALUE_LEN + 1))
+        );
+    }
+
+    /// Small deterministic generator for the hostile-input tests.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Whatever the bytes, parsing returns (no panic), and whatever parses is
+    /// canonical: it re-encodes to exactly the input.
+    #[test]
+    fn hostile_keysets_never_panic_and_parse_only_canonical_der() {
+        let good = sample_keys().remove(0);
+        let full = full_keyset().to_der();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut parsed = 0;
+        for base in [&good, &full] {
+            for cut in 0..base.len() {
+                assert!(KeySet::from_der(&base[..cut]).is_err());
+            }
+            for i in 0..base.len() {
+                for x in [0x01u8, 0x80, 0xff, 0x7f, 0x20] {
+                    let mut m = base.to_vec();
+                    m[i] ^= x;
+                    if let Ok(set) = KeySet::from_der(&m) {
+                        parsed += 1;
+                        assert_eq!(set.to_der(), m);
+                    }
+                }
+            }
+        }
+        for _ in 0..20_000 {
+            let len = (rng.next() % 64) as usize;
+            let mut m: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            if let Some(b) = m.first_mut() {
+                *b = 0x30;
+            }
+            if let Ok(set) = KeySet::from_der(&m) {
+                assert_eq!(set.to_der(), m);
+            }
+        }
+        // Mutations of key and salt bytes still parse.
+        assert!(parsed > 100, "{parsed}");
     }
 
     #[test]
