@@ -39,6 +39,7 @@ use aes::{Aes128, Aes256};
 use des::cipher::generic_array::GenericArray;
 use des::cipher::{BlockEncrypt, KeyInit};
 use des::TdesEde3;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::crypto;
@@ -57,16 +58,72 @@ const KERBEROS_CONSTANT: &[u8] = b"kerberos";
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KerberosError {
+    /// Two `;Kerberosv5;` authorities name different principals.
+    #[error("the record's Kerberosv5 authentication authorities disagree")]
+    AuthorityMismatch,
+    /// A `;Kerberosv5;` authority is not `;Kerberosv5;;name@realm;realm;`.
+    #[error("the record's Kerberosv5 authentication authority is not understood")]
+    BadAuthority,
     /// A value is not canonical DER of the expected ASN.1 type; names the element.
     #[error("not a valid DER value: {0}")]
     Der(&'static str),
+    /// A key's length does not match its enctype.
+    #[error("a key of enctype {enctype} is {len} bytes long")]
+    KeyLength {
+        /// Enctype number.
+        enctype: i32,
+        /// Length found.
+        len: usize,
+    },
+    /// A kvno is negative, or cannot be raised by one.
+    #[error("key version number {0} is out of range")]
+    KvnoOutOfRange(i32),
+    /// No value, or a keyset without keys.
+    #[error("no Kerberos keys are stored")]
+    NoKeys,
     /// The password contains a NUL byte. Heimdal takes the password as a C string
     /// (`strlen`), so it could never reproduce keys for it.
     #[error("the password contains a NUL byte, which Heimdal cannot use")]
     PasswordNul,
+    /// A salt or a stored principal is not the record's LKDC principal.
+    #[error("a key's salt or principal does not match the record's LKDC principal")]
+    PrincipalMismatch,
+    /// A stored principal has a name type other than 1 (`KRB5_NT_PRINCIPAL`).
+    #[error("a stored principal has name type {0}, not KRB5_NT_PRINCIPAL")]
+    PrincipalNameType(i32),
+    /// Neither the authorities nor the keys name a realm.
+    #[error("the record names no LKDC realm")]
+    RealmAbsent,
+    /// The realm is not `LKDC:SHA1.` followed by 40 upper-case hex digits.
+    #[error("the record's Kerberos realm is not an LKDC:SHA1 realm")]
+    RealmNotLkdc,
+    /// The system random generator failed (a new SRP salt).
+    #[error("the system random number generator failed")]
+    Random,
+    /// A key has no salt (Apple always stores one).
+    #[error("a key has no salt")]
+    SaltMissing,
+    /// A salt carries string-to-key parameters (Apple writes none).
+    #[error("a key's salt carries string-to-key parameters")]
+    SaltOpaque,
+    /// A salt is of a type other than 3 (pw-salt).
+    #[error("a key's salt is of type {0}, not pw-salt (3)")]
+    SaltType(u32),
+    /// A key is sealed with the KDC master key (`mkvno` present).
+    #[error("a key is sealed with master key version {0}")]
+    SealedKey(i32),
     /// A value is larger than [`MAX_VALUE_LEN`].
     #[error("value is {0} bytes, more than the 65536 allowed")]
     TooLarge(usize),
+    /// More than [`MAX_VALUES`] values.
+    #[error("{0} values are stored, more than the 16 allowed")]
+    TooManyValues(usize),
+    /// The principal's name is empty or holds a character Heimdal quotes.
+    #[error("the LKDC principal's name is empty or holds a character Heimdal quotes")]
+    UnsupportedName,
+    /// A key of an enctype other than 16, 17, 18.
+    #[error("a key has enctype {0}, which fvsync does not derive")]
+    UnsupportedEnctype(i32),
 }
 
 /// The three encryption types Apple's Heimdal writes for a local user
@@ -816,6 +873,326 @@ impl KeySet {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The layout fvsync understands, the LKDC identity, check and regenerate.
+// ---------------------------------------------------------------------------
+
+/// Attribute holding the LKDC keysets in a dslocal user record.
+pub const KERBEROS_KEYS_ATTR: &str = "KerberosKeys";
+
+/// `KRB5_PW_SALT` / `hdb-pw-salt`: the salt is the realm followed by the name
+/// components (Heimdal `lib/krb5/salt.c` `krb5_get_pw_salt`).
+pub const PW_SALT: u32 = 3;
+
+/// Prefix of every LKDC realm (`lib/akadmin/admin.c` `realmOfIdentity`:
+/// `LKDC:SHA1.` and the upper-case hex SHA-1 of the KDC's certificate).
+pub const LKDC_REALM_PREFIX: &str = "LKDC:SHA1.";
+
+/// Characters Heimdal's `krb5_unparse_name` quotes (`lib/krb5/principal.c`
+/// `quotable_chars`); a name holding one of them, or NUL, is refused because its
+/// unparsed form (used by the SRP verifier) would differ from the name.
+const QUOTED_CHARS: &[char] = &[' ', '\n', '\t', '\u{8}', '\\', '/', '@', '\0'];
+
+/// Checks one keyset against the layout Apple writes and fvsync can reproduce.
+fn check_layout(set: &KeySet) -> Result<(), KerberosError> {
+    if set.kvno < 0 {
+        return Err(KerberosError::KvnoOutOfRange(set.kvno));
+    }
+    if set.keys.is_empty() {
+        return Err(KerberosError::NoKeys);
+    }
+    for key in &set.keys {
+        if let Some(mkvno) = key.mkvno {
+            return Err(KerberosError::SealedKey(mkvno));
+        }
+        let enctype = Enctype::from_number(key.key.keytype)
+            .ok_or(KerberosError::UnsupportedEnctype(key.key.keytype))?;
+        if key.key.value().len() != enctype.key_len() {
+            return Err(KerberosError::KeyLength {
+                enctype: enctype.number(),
+                len: key.key.value().len(),
+            });
+        }
+        let salt = key.salt.as_ref().ok_or(KerberosError::SaltMissing)?;
+        if salt.salt_type != PW_SALT {
+            return Err(KerberosError::SaltType(salt.salt_type));
+        }
+        if salt.opaque.is_some() {
+            return Err(KerberosError::SaltOpaque);
+        }
+    }
+    Ok(())
+}
+
+/// Parses every value and checks its layout: all or nothing.
+fn parse_values<V: AsRef<[u8]>>(values: &[V]) -> Result<Vec<KeySet>, KerberosError> {
+    if values.is_empty() {
+        return Err(KerberosError::NoKeys);
+    }
+    if values.len() > MAX_VALUES {
+        return Err(KerberosError::TooManyValues(values.len()));
+    }
+    let mut sets = Vec::with_capacity(values.len());
+    for v in values {
+        let set = KeySet::from_der(v.as_ref())?;
+        check_layout(&set)?;
+        sets.push(set);
+    }
+    Ok(sets)
+}
+
+/// The local user's LKDC principal `name@LKDC:SHA1.<40 upper-case hex>`. Only
+/// [`lkdc_principal`] makes one, so its name and realm are always checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LkdcPrincipal {
+    name: String,
+    realm: String,
+}
+
+impl LkdcPrincipal {
+    /// The single name component (the record's short name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The realm, `LKDC:SHA1.` followed by 40 upper-case hex digits.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The pw-salt of this principal: realm followed by name.
+    pub fn salt(&self) -> Vec<u8> {
+        let mut s = self.realm.as_bytes().to_vec();
+        s.extend_from_slice(self.name.as_bytes());
+        s
+    }
+}
+
+impl std::fmt::Display for LkdcPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.realm)
+    }
+}
+
+fn is_lkdc_realm(realm: &str) -> bool {
+    realm.strip_prefix(LKDC_REALM_PREFIX).is_some_and(|hex| {
+        hex.len() == 40
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    })
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(QUOTED_CHARS)
+}
+
+/// Reads `;Kerberosv5;<empty>;<name>@<realm>;<realm>[;...]`. `Ok(None)` when the
+/// string is another kind of authority.
+fn parse_kerberos_authority(a: &str) -> Result<Option<(String, String)>, KerberosError> {
+    let Some(rest) = a.strip_prefix(";Kerberosv5;") else {
+        return Ok(None);
+    };
+    let mut fields = rest.split(';');
+    let (_version, principal, realm) = match (fields.next(), fields.next(), fields.next()) {
+        (Some(v), Some(p), Some(r)) => (v, p, r),
+        _ => return Err(KerberosError::BadAuthority),
+    };
+    let (name, p_realm) = principal
+        .rsplit_once('@')
+        .ok_or(KerberosError::BadAuthority)?;
+    if p_realm != realm {
+        return Err(KerberosError::BadAuthority);
+    }
+    Ok(Some((name.to_string(), realm.to_string())))
+}
+
+/// Finds the record's LKDC principal from its `authentication_authority` strings
+/// and the existing `KerberosKeys` values, and checks that they all agree:
+///
+/// * every `;Kerberosv5;;name@realm;realm;` authority names the same principal;
+/// * every key's pw-salt is exactly `realm ‖ name`;
+/// * a principal stored inside a keyset is `name@realm` (one component, type 1).
+///
+/// Without a Kerberos authority the principal is read from the salts (the realm is
+/// the first 50 bytes, the name the rest). `values` may be empty.
+///
+/// # Errors
+/// [`KerberosError::RealmAbsent`] when neither source names a realm;
+/// [`KerberosError::RealmNotLkdc`] when it is not `LKDC:SHA1.` and 40 upper-case
+/// hex digits; [`KerberosError::UnsupportedName`] for an empty name or one Heimdal
+/// would quote; [`KerberosError::BadAuthority`], [`KerberosError::AuthorityMismatch`],
+/// [`KerberosError::PrincipalMismatch`], [`KerberosError::PrincipalNameType`] for
+/// sources that disagree; any layout error of [`check`] for the values. The caller
+/// then leaves the keys as they are.
+pub fn lkdc_principal<S: AsRef<str>, V: AsRef<[u8]>>(
+    authorities: &[S],
+    values: &[V],
+) -> Result<LkdcPrincipal, KerberosError> {
+    let mut from_authority: Option<(String, String)> = None;
+    for a in authorities {
+        if let Some(p) = parse_kerberos_authority(a.as_ref())? {
+            match &from_authority {
+                Some(q) if *q != p => return Err(KerberosError::AuthorityMismatch),
+                _ => from_authority = Some(p),
+            }
+        }
+    }
+    let sets = if values.is_empty() {
+        Vec::new()
+    } else {
+        parse_values(values)?
+    };
+    let (name, realm) = match from_authority {
+        Some(p) => p,
+        None => {
+            let salt = sets
+                .iter()
+                .flat_map(|s| s.keys.iter())
+                .find_map(|k| k.salt.as_ref())
+                .ok_or(KerberosError::RealmAbsent)?;
+            let text = std::str::from_utf8(&salt.salt).map_err(|_| KerberosError::RealmNotLkdc)?;
+            let split = LKDC_REALM_PREFIX.len() + 40;
+            match (text.get(..split), text.get(split..)) {
+                (Some(r), Some(n)) => (n.to_string(), r.to_string()),
+                _ => return Err(KerberosError::RealmNotLkdc),
+            }
+        }
+    };
+    if !is_lkdc_realm(&realm) {
+        return Err(KerberosError::RealmNotLkdc);
+    }
+    if !is_plain_name(&name) {
+        return Err(KerberosError::UnsupportedName);
+    }
+    let principal = LkdcPrincipal { name, realm };
+    let salt = principal.salt();
+    for set in &sets {
+        for key in &set.keys {
+            if key.salt.as_ref().map(|s| &s.salt[..]) != Some(&salt[..]) {
+                return Err(KerberosError::PrincipalMismatch);
+            }
+        }
+        if let Some(p) = &set.principal {
+            if p.name_type != 1 {
+                return Err(KerberosError::PrincipalNameType(p.name_type));
+            }
+            if p.components != [principal.name.as_bytes()] || p.realm != principal.realm.as_bytes()
+            {
+                return Err(KerberosError::PrincipalMismatch);
+            }
+        }
+    }
+    Ok(principal)
+}
+
+/// Result of checking a password against stored keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KerberosCheck {
+    /// Keys (or SRP verifiers) compared.
+    pub keys: usize,
+    /// How many of them the password reproduces.
+    pub matching: usize,
+}
+
+impl KerberosCheck {
+    /// Every stored key matches the password.
+    pub fn is_match(&self) -> bool {
+        self.keys > 0 && self.matching == self.keys
+    }
+
+    /// Some keys match and some do not (keys from two passwords: a partial write).
+    pub fn is_partial(&self) -> bool {
+        self.matching > 0 && self.matching < self.keys
+    }
+}
+
+/// Does `password` produce the stored keys? Each key of each value is derived
+/// again with its own enctype and stored salt and compared in constant time.
+///
+/// # Errors
+/// [`KerberosError::PasswordNul`]; any DER or layout error (see
+/// [`lkdc_principal`] and the variants of [`KerberosError`]): the keys are then
+/// not understood and cannot be checked.
+pub fn check<V: AsRef<[u8]>>(
+    values: &[V],
+    password: &[u8],
+) -> Result<KerberosCheck, KerberosError> {
+    if password.contains(&0) {
+        return Err(KerberosError::PasswordNul);
+    }
+    let sets = parse_values(values)?;
+    let mut result = KerberosCheck {
+        keys: 0,
+        matching: 0,
+    };
+    for set in &sets {
+        for key in &set.keys {
+            let (enctype, salt) = understood(key)?;
+            let derived = string_to_key(enctype, password, salt)?;
+            result.keys += 1;
+            if bool::from(derived.as_slice().ct_eq(key.key.value())) {
+                result.matching += 1;
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// The enctype and salt of a key that passed [`check_layout`].
+fn understood(key: &Key) -> Result<(Enctype, &[u8]), KerberosError> {
+    let enctype = Enctype::from_number(key.key.keytype)
+        .ok_or(KerberosError::UnsupportedEnctype(key.key.keytype))?;
+    let salt = key.salt.as_ref().ok_or(KerberosError::SaltMissing)?;
+    Ok((enctype, &salt.salt))
+}
+
+/// New `KerberosKeys` values for `password`: one per stored value, each with the
+/// same enctypes in the same order, the same salts and the same principal, and its
+/// kvno raised by one. All values or an error, never some of them.
+///
+/// Heimdal (`HeimODSetKeys`) replaces the attribute with one keyset whose kvno is
+/// the highest matching one plus one; the KDC uses the highest-kvno keyset
+/// (`lib/hdb/hdb-od.c` `od2hdb_keys`). Raising every value by one keeps that choice
+/// and leaves no key of the old password behind. For the single value Apple writes
+/// the two are the same.
+///
+/// # Errors
+/// As [`check`], plus [`KerberosError::KvnoOutOfRange`] when a kvno is already
+/// `i32::MAX`.
+pub fn regenerate<V: AsRef<[u8]>>(
+    values: &[V],
+    password: &[u8],
+) -> Result<Vec<Vec<u8>>, KerberosError> {
+    if password.contains(&0) {
+        return Err(KerberosError::PasswordNul);
+    }
+    let sets = parse_values(values)?;
+    let mut out = Vec::with_capacity(sets.len());
+    for set in &sets {
+        let kvno = set
+            .kvno
+            .checked_add(1)
+            .ok_or(KerberosError::KvnoOutOfRange(set.kvno))?;
+        let mut keys = Vec::with_capacity(set.keys.len());
+        for key in &set.keys {
+            let (enctype, salt) = understood(key)?;
+            keys.push(Key {
+                mkvno: None,
+                key: EncryptionKey::new(enctype.number(), string_to_key(enctype, password, salt)?),
+                salt: key.salt.clone(),
+            });
+        }
+        let new = KeySet {
+            kvno,
+            keys,
+            principal: set.principal.clone(),
+        };
+        out.push(new.to_der());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1284,6 +1661,406 @@ mod tests {
         }
         // Mutations of key and salt bytes still parse.
         assert!(parsed > 100, "{parsed}");
+    }
+
+    const JEFF_REALM: &str = "LKDC:SHA1.413A30F590EEDC787D532981850A975245B0A723";
+
+    /// A keyset shaped like Apple's (aes256, aes128, des3, pw-salt) for `name` and
+    /// `password`, as DER.
+    fn apple_keyset(kvno: i32, name: &str, password: &[u8]) -> Vec<u8> {
+        let salt = format!("{JEFF_REALM}{name}").into_bytes();
+        let keys = [18, 17, 16]
+            .into_iter()
+            .map(|n| {
+                let et = Enctype::from_number(n).unwrap();
+                Key {
+                    mkvno: None,
+                    key: EncryptionKey::new(n, string_to_key(et, password, &salt).unwrap()),
+                    salt: Some(Salt {
+                        salt_type: PW_SALT,
+                        salt: salt.clone(),
+                        opaque: None,
+                    }),
+                }
+            })
+            .collect();
+        KeySet {
+            kvno,
+            keys,
+            principal: None,
+        }
+        .to_der()
+    }
+
+    /// The sample's keyset with one key changed by `f`, as DER.
+    fn altered(f: impl Fn(&mut KeySet)) -> Vec<u8> {
+        let mut set = KeySet::from_der(&sample_keys()[0]).unwrap();
+        f(&mut set);
+        set.to_der()
+    }
+
+    #[test]
+    fn lkdc_principal_of_the_real_record() {
+        let (aa, keys) = (sample_authorities(), sample_keys());
+        let p = lkdc_principal(&aa, &keys).unwrap();
+        assert_eq!(p.name(), "jeff");
+        assert_eq!(p.realm(), JEFF_REALM);
+        assert_eq!(p.to_string(), format!("jeff@{JEFF_REALM}"));
+        assert_eq!(p.salt(), format!("{JEFF_REALM}jeff").into_bytes());
+        // From the salts alone, and from the authority alone.
+        let none: [&str; 0] = [];
+        assert_eq!(lkdc_principal(&none, &keys).unwrap(), p);
+        let no_keys: [&[u8]; 0] = [];
+        assert_eq!(lkdc_principal(&aa, &no_keys).unwrap(), p);
+        // The form with a trailing `;` (docs), and unrelated authorities.
+        let aa2 = [
+            format!(";Kerberosv5;;jeff@{JEFF_REALM};{JEFF_REALM};"),
+            ";ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2>".to_string(),
+            ";SecureToken;".to_string(),
+        ];
+        assert_eq!(lkdc_principal(&aa2, &keys).unwrap(), p);
+        // A stored principal that matches.
+        let with_principal = altered(|s| {
+            s.principal = Some(Principal {
+                name_type: 1,
+                components: vec![b"jeff".to_vec()],
+                realm: JEFF_REALM.as_bytes().to_vec(),
+            })
+        });
+        assert_eq!(lkdc_principal(&aa, &[with_principal]).unwrap(), p);
+    }
+
+    #[test]
+    fn lkdc_principal_refusals() {
+        let keys = sample_keys();
+        let aa = |name: &str, realm: &str| vec![format!(";Kerberosv5;;{name}@{realm};{realm}")];
+        let cases: Vec<(Vec<String>, Vec<Vec<u8>>, KerberosError)> = vec![
+            (vec![], vec![], KerberosError::RealmAbsent),
+            (
+                vec![";ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2>".into()],
+                vec![],
+                KerberosError::RealmAbsent,
+            ),
+            (
+                aa("jeff", "EXAMPLE.COM"),
+                vec![],
+                KerberosError::RealmNotLkdc,
+            ),
+            (
+                aa(
+                    "jeff",
+                    &JEFF_REALM.to_lowercase().replace("lkdc:sha1", "LKDC:SHA1"),
+                ),
+                vec![],
+                KerberosError::RealmNotLkdc,
+            ),
+            (
+                aa("jeff", "LKDC:SHA1.413A"),
+                vec![],
+                KerberosError::RealmNotLkdc,
+            ),
+            (aa("", JEFF_REALM), vec![], KerberosError::UnsupportedName),
+            (
+                aa("je ff", JEFF_REALM),
+                vec![],
+                KerberosError::UnsupportedName,
+            ),
+            (
+                aa("je/ff", JEFF_REALM),
+                vec![],
+                KerberosError::UnsupportedName,
+            ),
+            (
+                aa("bob", JEFF_REALM),
+                keys.clone(),
+                KerberosError::PrincipalMismatch,
+            ),
+            (
+                vec![format!(";Kerberosv5;;jeff@{JEFF_REALM};OTHER")],
+                vec![],
+                KerberosError::BadAuthority,
+            ),
+            (
+                vec![";Kerberosv5;;jeff".into()],
+                vec![],
+                KerberosError::BadAuthority,
+            ),
+            (
+                vec![
+                    aa("jeff", JEFF_REALM).remove(0),
+                    aa("bob", JEFF_REALM).remove(0),
+                ],
+                vec![],
+                KerberosError::AuthorityMismatch,
+            ),
+            (
+                vec![],
+                vec![altered(|s| {
+                    for k in &mut s.keys {
+                        k.salt.as_mut().unwrap().salt = b"EXAMPLE.COMjeff".to_vec();
+                    }
+                })],
+                KerberosError::RealmNotLkdc,
+            ),
+            (
+                aa("jeff", JEFF_REALM),
+                vec![altered(|s| {
+                    s.keys[2].salt.as_mut().unwrap().salt = format!("{JEFF_REALM}bob").into();
+                })],
+                KerberosError::PrincipalMismatch,
+            ),
+            (
+                aa("jeff", JEFF_REALM),
+                vec![altered(|s| {
+                    s.principal = Some(Principal {
+                        name_type: 3,
+                        components: vec![b"jeff".to_vec()],
+                        realm: JEFF_REALM.as_bytes().to_vec(),
+                    })
+                })],
+                KerberosError::PrincipalNameType(3),
+            ),
+            (
+                aa("jeff", JEFF_REALM),
+                vec![altered(|s| {
+                    s.principal = Some(Principal {
+                        name_type: 1,
+                        components: vec![b"jeff".to_vec(), b"admin".to_vec()],
+                        realm: JEFF_REALM.as_bytes().to_vec(),
+                    })
+                })],
+                KerberosError::PrincipalMismatch,
+            ),
+            (
+                aa("jeff", JEFF_REALM),
+                vec![altered(|s| s.keys[1].key.keytype = 23)],
+                KerberosError::UnsupportedEnctype(23),
+            ),
+        ];
+        for (authorities, values, want) in cases {
+            assert_eq!(
+                lkdc_principal(&authorities, &values).err(),
+                Some(want.clone()),
+                "{authorities:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn layouts_not_understood_are_refused_by_check_and_regenerate() {
+        let cases: Vec<(Vec<u8>, KerberosError)> = vec![
+            (
+                altered(|s| s.keys[0].key.keytype = 23),
+                KerberosError::UnsupportedEnctype(23),
+            ),
+            (
+                altered(|s| s.keys[2].key.keytype = 1),
+                KerberosError::UnsupportedEnctype(1),
+            ),
+            (
+                altered(|s| s.keys[1].mkvno = Some(1)),
+                KerberosError::SealedKey(1),
+            ),
+            (
+                altered(|s| s.keys[0].salt.as_mut().unwrap().salt_type = 10),
+                KerberosError::SaltType(10),
+            ),
+            (
+                altered(|s| s.keys[0].salt.as_mut().unwrap().opaque = Some(vec![0, 0, 0x10, 0])),
+                KerberosError::SaltOpaque,
+            ),
+            (
+                altered(|s| s.keys[2].salt = None),
+                KerberosError::SaltMissing,
+            ),
+            (
+                altered(|s| s.keys[1].key = EncryptionKey::new(17, Zeroizing::new(vec![0; 32]))),
+                KerberosError::KeyLength {
+                    enctype: 17,
+                    len: 32,
+                },
+            ),
+            (altered(|s| s.kvno = -1), KerberosError::KvnoOutOfRange(-1)),
+            (altered(|s| s.keys.clear()), KerberosError::NoKeys),
+            (vec![0x30, 0x00], KerberosError::Der("hdb_keyset_aapl.kvno")),
+        ];
+        for (value, want) in cases {
+            // A good value beside the bad one: all or nothing.
+            let values = vec![sample_keys().remove(0), value];
+            assert_eq!(check(&values, b"pw").err(), Some(want.clone()));
+            assert_eq!(regenerate(&values, b"pw").err(), Some(want));
+        }
+        let none: [&[u8]; 0] = [];
+        assert_eq!(check(&none, b"pw").err(), Some(KerberosError::NoKeys));
+        assert_eq!(regenerate(&none, b"pw").err(), Some(KerberosError::NoKeys));
+        let many = vec![sample_keys().remove(0); MAX_VALUES + 1];
+        assert_eq!(
+            check(&many, b"pw").err(),
+            Some(KerberosError::TooManyValues(MAX_VALUES + 1))
+        );
+        let top = altered(|s| s.kvno = i32::MAX);
+        assert!(check(&[&top], b"pw").is_ok());
+        assert_eq!(
+            regenerate(&[&top], b"pw").err(),
+            Some(KerberosError::KvnoOutOfRange(i32::MAX))
+        );
+        assert_eq!(
+            regenerate(&sample_keys(), b"p\0w").err(),
+            Some(KerberosError::PasswordNul)
+        );
+    }
+
+    #[test]
+    fn check_tells_the_password_that_made_the_keys() {
+        let values = vec![apple_keyset(4, "jeff", b"correct horse")];
+        let c = check(&values, b"correct horse").unwrap();
+        assert_eq!(
+            c,
+            KerberosCheck {
+                keys: 3,
+                matching: 3
+            }
+        );
+        assert!(c.is_match() && !c.is_partial());
+        let c = check(&values, b"correct horsf").unwrap();
+        assert_eq!(
+            c,
+            KerberosCheck {
+                keys: 3,
+                matching: 0
+            }
+        );
+        assert!(!c.is_match() && !c.is_partial());
+        // One key from another password: a partial match.
+        let mixed = {
+            let mut set = KeySet::from_der(&values[0]).unwrap();
+            let other = KeySet::from_der(&apple_keyset(4, "jeff", b"old")).unwrap();
+            set.keys[2] = other.keys[2].clone();
+            set.to_der()
+        };
+        let c = check(&[mixed], b"correct horse").unwrap();
+        assert_eq!(
+            c,
+            KerberosCheck {
+                keys: 3,
+                matching: 2
+            }
+        );
+        assert!(c.is_partial());
+        // The real record's password is unknown: this one is not it.
+        let c = check(&sample_keys(), b"fvsync: not jeff's password").unwrap();
+        assert_eq!(
+            c,
+            KerberosCheck {
+                keys: 3,
+                matching: 0
+            }
+        );
+    }
+
+    /// Byte ranges of the key values inside a DER keyset (found by value).
+    fn key_ranges(der: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let set = KeySet::from_der(der).unwrap();
+        set.keys
+            .iter()
+            .map(|k| {
+                let v = k.key.value();
+                let at = der.windows(v.len()).position(|w| w == v).unwrap();
+                at..at + v.len()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn regenerate_keeps_the_real_layout_and_raises_kvno() {
+        let old = sample_keys();
+        let new = regenerate(&old, b"new password").unwrap();
+        assert_eq!(new.len(), 1);
+        let (o, n) = (
+            KeySet::from_der(&old[0]).unwrap(),
+            KeySet::from_der(&new[0]).unwrap(),
+        );
+        assert_eq!(n.kvno, o.kvno + 1);
+        assert_eq!(n.principal, o.principal);
+        assert_eq!(n.keys.len(), o.keys.len());
+        for (a, b) in o.keys.iter().zip(&n.keys) {
+            assert_eq!(a.key.keytype, b.key.keytype);
+            assert_eq!(a.salt, b.salt);
+            assert_eq!(b.mkvno, None);
+            assert_ne!(a.key.value(), b.key.value());
+        }
+        // Same length; the bytes differ only inside the keys and the kvno.
+        assert_eq!(new[0].len(), old[0].len());
+        let differ: Vec<usize> = (0..old[0].len())
+            .filter(|&i| old[0][i] != new[0][i])
+            .collect();
+        assert!(differ
+            .iter()
+            .all(|&i| i == 8 || key_ranges(&old[0]).iter().any(|r| r.contains(&i))));
+        assert_eq!(check(&new, b"new password").unwrap().matching, 3);
+        assert_eq!(
+            lkdc_principal(&sample_authorities(), &new).unwrap().name(),
+            "jeff"
+        );
+        // Exactly the keyset Apple's layout gives for this password, kvno 2.
+        assert_eq!(new[0], apple_keyset(2, "jeff", b"new password"));
+        // Several values: each keeps its own layout and is raised by one.
+        let two = vec![apple_keyset(7, "jeff", b"a"), old[0].clone()];
+        let again = regenerate(&two, b"b").unwrap();
+        let kvnos: Vec<i32> = again
+            .iter()
+            .map(|v| KeySet::from_der(v).unwrap().kvno)
+            .collect();
+        assert_eq!(kvnos, vec![8, 2]);
+        // A stored principal is kept.
+        let with_principal = altered(|s| {
+            s.principal = Some(Principal {
+                name_type: 1,
+                components: vec![b"jeff".to_vec()],
+                realm: JEFF_REALM.as_bytes().to_vec(),
+            })
+        });
+        let r = regenerate(&[&with_principal], b"x").unwrap();
+        assert_eq!(
+            KeySet::from_der(&r[0]).unwrap().principal,
+            KeySet::from_der(&with_principal).unwrap().principal
+        );
+    }
+
+    #[test]
+    fn error_messages_carry_no_record_text() {
+        let errors = [
+            KerberosError::AuthorityMismatch,
+            KerberosError::BadAuthority,
+            KerberosError::Der("Key.salt"),
+            KerberosError::KeyLength {
+                enctype: 17,
+                len: 3,
+            },
+            KerberosError::KvnoOutOfRange(-1),
+            KerberosError::NoKeys,
+            KerberosError::PasswordNul,
+            KerberosError::PrincipalMismatch,
+            KerberosError::PrincipalNameType(3),
+            KerberosError::RealmAbsent,
+            KerberosError::RealmNotLkdc,
+            KerberosError::Random,
+            KerberosError::SaltMissing,
+            KerberosError::SaltOpaque,
+            KerberosError::SaltType(10),
+            KerberosError::SealedKey(1),
+            KerberosError::TooLarge(1 << 20),
+            KerberosError::TooManyValues(17),
+            KerberosError::UnsupportedName,
+            KerberosError::UnsupportedEnctype(23),
+        ];
+        for e in errors {
+            let m = e.to_string();
+            assert!(
+                !m.is_empty() && !m.contains("jeff") && !m.contains("413A"),
+                "{m}"
+            );
+        }
     }
 
     #[test]
