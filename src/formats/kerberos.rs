@@ -112,6 +112,18 @@ pub enum KerberosError {
     /// A key is sealed with the KDC master key (`mkvno` present).
     #[error("a key is sealed with master key version {0}")]
     SealedKey(i32),
+    /// An SRP value's group is not 1 (RFC 5054 4096-bit, PBKDF2-SHA512).
+    #[error("an SRP verifier uses group {0}, not the RFC 5054 4096-bit group (1)")]
+    SrpGroup(i32),
+    /// An SRP iteration count is 0 or above [`crypto::MAX_ITERATIONS`].
+    #[error("an SRP verifier's iteration count {0} is out of range")]
+    SrpIterations(u32),
+    /// An SRP salt is empty or longer than 1024 bytes.
+    #[error("an SRP verifier's salt is {0} bytes long")]
+    SrpSaltLength(usize),
+    /// An SRP verifier is not 512 bytes long.
+    #[error("an SRP verifier is {0} bytes long, not 512")]
+    SrpVerifierLength(usize),
     /// A value is larger than [`MAX_VALUE_LEN`].
     #[error("value is {0} bytes, more than the 65536 allowed")]
     TooLarge(usize),
@@ -1193,6 +1205,239 @@ pub fn regenerate<V: AsRef<[u8]>>(
     Ok(out)
 }
 
+// ---------------------------------------------------------------------------
+// HeimdalSRPKey.
+// ---------------------------------------------------------------------------
+
+/// Attribute holding the LKDC's SRP verifiers (OS X 10.10 and later; Heimdal-398
+/// is the first release with it).
+pub const SRP_KEY_ATTR: &str = "HeimdalSRPKey";
+
+/// `KRB5_SRP_GROUP_RFC5054_4096_PBKDF2_SHA512` (`lib/asn1/krb5.asn1`
+/// `KRB5-SRP-GROUP`), the only group Heimdal knows (`lib/krb5/init_creds_pw.c`
+/// `srpgroups`: `ccsrp_gp_rfc5054_4096`, `ccsha512_di`).
+pub const SRP_GROUP_RFC5054_4096_PBKDF2_SHA512: i32 = 1;
+
+/// Length of a new SRP salt (`lib/hdb/keys.c` `hdb_set_srp_verifier`:
+/// `krb5_data_alloc(&srp->param.salt, 16)` filled with random bytes).
+pub const SRP_SALT_LEN: usize = 16;
+
+/// Iteration count Heimdal uses when none is given (`hdb_set_srp_verifier`:
+/// `if (iterations == 0) iterations = 4000`; `HeimODCreateSRPKeys` passes 0).
+pub const SRP_DEFAULT_ITERATIONS: u32 = 4000;
+
+/// Largest SRP salt accepted from disk.
+const SRP_MAX_SALT_LEN: usize = 1024;
+
+/// One `HeimdalSRPKey` value: `hdb-srp ::= SEQUENCE { verifier[0] OCTET STRING,
+/// param[1] KRB5-SRP-PA }` (`lib/hdb/hdb.asn1`) with `KRB5-SRP-PA ::= SEQUENCE {
+/// group[0] KRB5-SRP-GROUP, salt[1] OCTET STRING, iterations[2] krb5uint32 }`
+/// (`lib/asn1/krb5.asn1`). `Debug` does not show the verifier.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrpKey {
+    /// SRP group number (1 is the only one defined).
+    pub group: i32,
+    /// PBKDF2 salt, also the SRP salt.
+    pub salt: Vec<u8>,
+    /// PBKDF2-HMAC-SHA512 iteration count.
+    pub iterations: u32,
+    /// `v = 5^x mod N`, 512 bytes big-endian.
+    pub verifier: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrpKey")
+            .field("group", &self.group)
+            .field("salt_len", &self.salt.len())
+            .field("iterations", &self.iterations)
+            .field("verifier_len", &self.verifier.len())
+            .finish()
+    }
+}
+
+impl SrpKey {
+    /// Parses one `HeimdalSRPKey` value (DER `hdb-srp`).
+    ///
+    /// # Errors
+    /// [`KerberosError::TooLarge`], or [`KerberosError::Der`] naming the element.
+    pub fn from_der(bytes: &[u8]) -> Result<Self, KerberosError> {
+        if bytes.len() > MAX_VALUE_LEN {
+            return Err(KerberosError::TooLarge(bytes.len()));
+        }
+        let mut outer = Reader::new(bytes);
+        let body = outer.read(der::SEQUENCE, "hdb-srp")?;
+        outer.finish("hdb-srp (trailing bytes)")?;
+        let mut r = Reader::new(body);
+        let verifier = r
+            .explicit(0, der::OCTET_STRING, "hdb-srp.verifier")?
+            .to_vec();
+        let param = r.explicit(1, der::SEQUENCE, "hdb-srp.param")?;
+        r.finish("hdb-srp")?;
+        let mut p = Reader::new(param);
+        let group = der::int_in(
+            p.explicit(0, der::INTEGER, "KRB5-SRP-PA.group")?,
+            "KRB5-SRP-PA.group",
+        )?;
+        let salt = p
+            .explicit(1, der::OCTET_STRING, "KRB5-SRP-PA.salt")?
+            .to_vec();
+        let iterations = der::int_in(
+            p.explicit(2, der::INTEGER, "KRB5-SRP-PA.iterations")?,
+            "KRB5-SRP-PA.iterations",
+        )?;
+        p.finish("KRB5-SRP-PA")?;
+        Ok(SrpKey {
+            group,
+            salt,
+            iterations,
+            verifier,
+        })
+    }
+
+    /// The DER of this value, as Heimdal's `encode_hdb_srp` writes it.
+    pub fn to_der(&self) -> Vec<u8> {
+        let mut param = Zeroizing::new(Vec::new());
+        der::put_int(&mut param, 0, i64::from(self.group));
+        der::put_explicit(&mut param, 1, der::OCTET_STRING, &self.salt);
+        der::put_int(&mut param, 2, i64::from(self.iterations));
+        let mut body = Zeroizing::new(Vec::new());
+        der::put_explicit(&mut body, 0, der::OCTET_STRING, &self.verifier);
+        der::put_explicit(&mut body, 1, der::SEQUENCE, &param);
+        let mut out = Zeroizing::new(Vec::new());
+        der::put(&mut out, der::SEQUENCE, &body);
+        out.to_vec()
+    }
+
+    /// Checks the parameters against what Heimdal writes and fvsync can derive.
+    fn check_layout(&self) -> Result<(), KerberosError> {
+        if self.group != SRP_GROUP_RFC5054_4096_PBKDF2_SHA512 {
+            return Err(KerberosError::SrpGroup(self.group));
+        }
+        if self.salt.is_empty() || self.salt.len() > SRP_MAX_SALT_LEN {
+            return Err(KerberosError::SrpSaltLength(self.salt.len()));
+        }
+        crypto::check_iterations(u64::from(self.iterations))
+            .map_err(|_| KerberosError::SrpIterations(self.iterations))?;
+        if self.verifier.len() != crypto::SRP_N_4096_LEN {
+            return Err(KerberosError::SrpVerifierLength(self.verifier.len()));
+        }
+        Ok(())
+    }
+}
+
+/// The verifier Heimdal's `_krb5_srp_create_pa` computes:
+/// `P = PBKDF2-HMAC-SHA512(password, salt, iterations, 64)` (the digest's output
+/// size, `_krb5_srp_keysize`), then corecrypto `ccsrp_generate_verifier` with the
+/// principal unparsed without its realm as the username (`ccsrp_ctx_init` leaves
+/// `noUsernameInX` clear): `x = SHA512(salt ‖ SHA512(name ‖ ":" ‖ P))`,
+/// `v = 5^x mod N4096`, 512 bytes big-endian, left-zero-padded.
+fn srp_verifier(
+    principal: &LkdcPrincipal,
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+) -> [u8; crypto::SRP_N_4096_LEN] {
+    let mut p = Zeroizing::new([0u8; 64]);
+    crypto::pbkdf2_sha512(password, salt, iterations, &mut p[..]);
+    let x = Zeroizing::new(crypto::srp_x_sha512(
+        salt,
+        principal.name().as_bytes(),
+        &p[..],
+    ));
+    crypto::srp_verifier_4096(&x[..])
+}
+
+fn parse_srp_values<V: AsRef<[u8]>>(values: &[V]) -> Result<Vec<SrpKey>, KerberosError> {
+    if values.is_empty() {
+        return Err(KerberosError::NoKeys);
+    }
+    if values.len() > MAX_VALUES {
+        return Err(KerberosError::TooManyValues(values.len()));
+    }
+    let mut keys = Vec::with_capacity(values.len());
+    for v in values {
+        let k = SrpKey::from_der(v.as_ref())?;
+        k.check_layout()?;
+        keys.push(k);
+    }
+    Ok(keys)
+}
+
+/// Does `password` produce the stored `HeimdalSRPKey` verifiers of `principal`
+/// (from [`lkdc_principal`])? Compared in constant time.
+///
+/// # Errors
+/// [`KerberosError::PasswordNul`]; DER errors; [`KerberosError::SrpGroup`],
+/// [`KerberosError::SrpSaltLength`], [`KerberosError::SrpIterations`],
+/// [`KerberosError::SrpVerifierLength`] for parameters not understood.
+pub fn srp_check<V: AsRef<[u8]>>(
+    values: &[V],
+    principal: &LkdcPrincipal,
+    password: &[u8],
+) -> Result<KerberosCheck, KerberosError> {
+    if password.contains(&0) {
+        return Err(KerberosError::PasswordNul);
+    }
+    let keys = parse_srp_values(values)?;
+    let mut result = KerberosCheck {
+        keys: 0,
+        matching: 0,
+    };
+    for k in &keys {
+        let v = Zeroizing::new(srp_verifier(principal, password, &k.salt, k.iterations));
+        result.keys += 1;
+        if bool::from(v[..].ct_eq(&k.verifier[..])) {
+            result.matching += 1;
+        }
+    }
+    Ok(result)
+}
+
+/// New `HeimdalSRPKey` values for `password`: one per stored value, same group and
+/// iteration count, a fresh random 16-byte salt each (as `hdb_set_srp_verifier`
+/// draws one on every password set). All values or an error.
+///
+/// # Errors
+/// As [`srp_check`], plus [`KerberosError::Random`] if the system random generator
+/// fails.
+pub fn srp_regenerate<V: AsRef<[u8]>>(
+    values: &[V],
+    principal: &LkdcPrincipal,
+    password: &[u8],
+) -> Result<Vec<Vec<u8>>, KerberosError> {
+    srp_regenerate_with(values, principal, password, || {
+        crypto::random_bytes::<SRP_SALT_LEN>().map_err(|_| KerberosError::Random)
+    })
+}
+
+fn srp_regenerate_with<V: AsRef<[u8]>>(
+    values: &[V],
+    principal: &LkdcPrincipal,
+    password: &[u8],
+    mut new_salt: impl FnMut() -> Result<[u8; SRP_SALT_LEN], KerberosError>,
+) -> Result<Vec<Vec<u8>>, KerberosError> {
+    if password.contains(&0) {
+        return Err(KerberosError::PasswordNul);
+    }
+    let keys = parse_srp_values(values)?;
+    let mut out = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let salt = new_salt()?.to_vec();
+        let verifier = srp_verifier(principal, password, &salt, k.iterations).to_vec();
+        out.push(
+            SrpKey {
+                group: k.group,
+                salt,
+                iterations: k.iterations,
+                verifier,
+            }
+            .to_der(),
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2060,6 +2305,179 @@ mod tests {
                 !m.is_empty() && !m.contains("jeff") && !m.contains("413A"),
                 "{m}"
             );
+        }
+    }
+
+    fn jeff() -> LkdcPrincipal {
+        lkdc_principal(&sample_authorities(), &sample_keys()).unwrap()
+    }
+
+    fn srp_value(password: &[u8], salt: [u8; SRP_SALT_LEN]) -> Vec<u8> {
+        let template = SrpKey {
+            group: SRP_GROUP_RFC5054_4096_PBKDF2_SHA512,
+            salt: vec![1; SRP_SALT_LEN],
+            iterations: SRP_DEFAULT_ITERATIONS,
+            verifier: vec![0; 512],
+        }
+        .to_der();
+        srp_regenerate_with(&[template], &jeff(), password, || Ok(salt))
+            .unwrap()
+            .remove(0)
+    }
+
+    /// The verifier recomputed step by step with the crates directly (no fvsync
+    /// helper), following `_krb5_srp_create_pa` and `ccsrp_generate_verifier`.
+    #[test]
+    fn srp_verifier_follows_heimdal_and_corecrypto_step_by_step() {
+        use num_bigint::BigUint;
+        use sha2::{Digest, Sha512};
+        let salt = h("000102030405060708090a0b0c0d0e0f");
+        let mut p = [0u8; 64];
+        pbkdf2::pbkdf2_hmac::<Sha512>(b"correct horse", &salt, 4000, &mut p);
+        let inner = Sha512::new()
+            .chain_update(b"jeff")
+            .chain_update(b":")
+            .chain_update(p)
+            .finalize();
+        let x = Sha512::new()
+            .chain_update(&salt)
+            .chain_update(inner)
+            .finalize();
+        let n = BigUint::parse_bytes(crypto::SRP_N_4096_HEX.as_bytes(), 16).unwrap();
+        let v = BigUint::from(5u32).modpow(&BigUint::from_bytes_be(&x), &n);
+        let mut want = vec![0u8; 512];
+        let vb = v.to_bytes_be();
+        want[512 - vb.len()..].copy_from_slice(&vb);
+        let got = srp_verifier(&jeff(), b"correct horse", &salt, 4000);
+        assert_eq!(got.to_vec(), want);
+        // Not the ShadowHashData form (no username, 128-byte PBKDF2 output).
+        let mut p128 = [0u8; 128];
+        crypto::pbkdf2_sha512(b"correct horse", &salt, 4000, &mut p128);
+        let x_sh = crypto::srp_x_sha512(&salt, b"", &p128);
+        assert_ne!(crypto::srp_verifier_4096(&x_sh).to_vec(), want);
+    }
+
+    #[test]
+    fn srp_values_round_trip_check_and_regenerate() {
+        let salt = [7u8; SRP_SALT_LEN];
+        let value = srp_value(b"correct horse", salt);
+        // hdb-srp { [0] OCTET STRING (512), [1] { [0] 1, [1] salt(16), [2] 4000 } }
+        assert_eq!(hex::encode(&value[..12]), "3082022ba082020404820200");
+        assert!(hex::encode(&value).ends_with(&format!(
+            "a121301fa003020101a1120410{}a20402020fa0",
+            "07".repeat(16)
+        )));
+        let key = SrpKey::from_der(&value).unwrap();
+        assert_eq!(key.to_der(), value);
+        assert_eq!((key.group, key.iterations), (1, 4000));
+        assert_eq!(key.salt, salt.to_vec());
+        assert!(!format!("{key:?}").contains(&format!("{:?}", &key.verifier[..8])));
+
+        let p = jeff();
+        let c = srp_check(&[&value], &p, b"correct horse").unwrap();
+        assert!(c.is_match());
+        assert_eq!(srp_check(&[&value], &p, b"wrong").unwrap().matching, 0);
+        // The username is part of x: another principal does not match.
+        let bob = lkdc_principal(
+            &[format!(";Kerberosv5;;bob@{JEFF_REALM};{JEFF_REALM}")],
+            &[] as &[&[u8]],
+        )
+        .unwrap();
+        assert_eq!(
+            srp_check(&[&value], &bob, b"correct horse")
+                .unwrap()
+                .matching,
+            0
+        );
+
+        // Regenerate: fresh random salt, same group and count, new password.
+        let new = srp_regenerate(&[&value], &p, b"battery staple").unwrap();
+        let k = SrpKey::from_der(&new[0]).unwrap();
+        assert_eq!((k.group, k.iterations, k.salt.len()), (1, 4000, 16));
+        assert_ne!(k.salt, key.salt);
+        assert!(srp_check(&new, &p, b"battery staple").unwrap().is_match());
+        assert_eq!(srp_check(&new, &p, b"correct horse").unwrap().matching, 0);
+        let again = srp_regenerate(&[&value], &p, b"battery staple").unwrap();
+        assert_ne!(again, new);
+        // A stored count is kept.
+        let mut slow = key.clone();
+        slow.iterations = 5000;
+        let r = srp_regenerate(&[slow.to_der()], &p, b"x").unwrap();
+        assert_eq!(SrpKey::from_der(&r[0]).unwrap().iterations, 5000);
+        // All or nothing.
+        assert_eq!(
+            srp_regenerate_with(&[&value], &p, b"x", || Err(KerberosError::Random)).err(),
+            Some(KerberosError::Random)
+        );
+        assert_eq!(
+            srp_check(&[&value], &p, b"a\0b").err(),
+            Some(KerberosError::PasswordNul)
+        );
+    }
+
+    #[test]
+    fn srp_layouts_not_understood_are_refused() {
+        let base = SrpKey::from_der(&srp_value(b"pw", [3; SRP_SALT_LEN])).unwrap();
+        let with = |f: &dyn Fn(&mut SrpKey)| {
+            let mut k = base.clone();
+            f(&mut k);
+            k.to_der()
+        };
+        let cases = [
+            (with(&|k| k.group = 2), KerberosError::SrpGroup(2)),
+            (with(&|k| k.group = 0), KerberosError::SrpGroup(0)),
+            (with(&|k| k.salt.clear()), KerberosError::SrpSaltLength(0)),
+            (with(&|k| k.iterations = 0), KerberosError::SrpIterations(0)),
+            (
+                with(&|k| k.iterations = u32::MAX),
+                KerberosError::SrpIterations(u32::MAX),
+            ),
+            (
+                with(&|k| {
+                    k.verifier.pop();
+                }),
+                KerberosError::SrpVerifierLength(511),
+            ),
+            (vec![0x30, 0x00], KerberosError::Der("hdb-srp.verifier")),
+        ];
+        let p = jeff();
+        for (value, want) in cases {
+            let values = vec![base.to_der(), value];
+            assert_eq!(srp_check(&values, &p, b"pw").err(), Some(want.clone()));
+            assert_eq!(srp_regenerate(&values, &p, b"pw").err(), Some(want));
+        }
+        let none: [&[u8]; 0] = [];
+        assert_eq!(
+            srp_check(&none, &p, b"pw").err(),
+            Some(KerberosError::NoKeys)
+        );
+    }
+
+    #[test]
+    fn hostile_srp_values_never_panic_and_parse_only_canonical_der() {
+        let good = srp_value(b"pw", [9; SRP_SALT_LEN]);
+        for cut in 0..good.len() {
+            assert!(SrpKey::from_der(&good[..cut]).is_err());
+        }
+        for i in (0..40).chain(good.len() - 40..good.len()) {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut m = good.clone();
+                m[i] ^= x;
+                if let Ok(k) = SrpKey::from_der(&m) {
+                    assert_eq!(k.to_der(), m);
+                }
+            }
+        }
+        let mut rng = XorShift(42);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 48) as usize;
+            let mut m: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            if let Some(b) = m.first_mut() {
+                *b = 0x30;
+            }
+            if let Ok(k) = SrpKey::from_der(&m) {
+                assert_eq!(k.to_der(), m);
+            }
         }
     }
 
