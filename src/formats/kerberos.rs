@@ -2481,6 +2481,52 @@ mod tests {
         }
     }
 
+    /// An independent implementation (the `picky-krb` crate's n-fold, DK and
+    /// random-to-key) gives the same keys, for the real record's LKDC salt too.
+    #[test]
+    fn string_to_key_agrees_with_picky_krb() {
+        use picky_krb::crypto::aes::{derive_key_from_password as aes_s2k, AesSize};
+        use picky_krb::crypto::des::derive_key_from_password as des3_s2k;
+        let lkdc = format!("{JEFF_REALM}jeff");
+        let long = "p".repeat(200);
+        let passwords: [&str; 7] = [
+            "password",
+            "correct horse battery staple",
+            "\u{00df}\u{1d11e}",
+            "a",
+            &long,
+            "Tr0ub4dor&3",
+            "\u{65e5}\u{672c}\u{8a9e}\u{306e}\u{30d1}\u{30b9}",
+        ];
+        let salts: [&str; 4] = [&lkdc, "ATHENA.MIT.EDUraeburn", "EXAMPLE.COMpianist", "X"];
+        for pw in passwords {
+            for salt in salts {
+                let (p, s) = (pw.as_bytes(), salt.as_bytes());
+                let ours = string_to_key(Enctype::Aes256CtsHmacSha196, p, s).unwrap();
+                assert_eq!(ours.to_vec(), aes_s2k(p, s, &AesSize::Aes256).unwrap());
+                let ours = string_to_key(Enctype::Aes128CtsHmacSha196, p, s).unwrap();
+                assert_eq!(ours.to_vec(), aes_s2k(p, s, &AesSize::Aes128).unwrap());
+                let ours = string_to_key(Enctype::Des3CbcSha1, p, s).unwrap();
+                assert_eq!(ours.to_vec(), des3_s2k(p, s).unwrap(), "{pw:?} {salt:?}");
+            }
+        }
+        // And the DK step alone on random-looking keys.
+        let mut rng = XorShift(7);
+        for _ in 0..50 {
+            let k32: Vec<u8> = (0..32).map(|_| rng.next() as u8).collect();
+            let k24 = random_to_key(Enctype::Des3CbcSha1, &k32[..21]);
+            let c = [rng.next() as u8, 0x99, 0x01, 0x02, 0x55];
+            assert_eq!(
+                derive_key(Enctype::Aes256CtsHmacSha196, &k32, &c).to_vec(),
+                picky_krb::crypto::aes::derive_key(&k32, &c, &AesSize::Aes256).unwrap()
+            );
+            assert_eq!(
+                derive_key(Enctype::Des3CbcSha1, &k24, &c).to_vec(),
+                picky_krb::crypto::des::derive_key(&k24, &c).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn password_with_nul_is_refused() {
         for et in [
