@@ -1,39 +1,99 @@
-//! The local KDC's password-derived keys: `KerberosKeys` (and, later in this
-//! file, `HeimdalSRPKey`) of a local user record.
+//! The local KDC's password-derived keys of a local user record:
+//! `KerberosKeys` and `HeimdalSRPKey` (docs/kerberos.md).
 //!
-//! A Mac's local KDC (LKDC: Screen Sharing, File Sharing, Back to My Mac) keeps
-//! each local user's long-term Kerberos keys in the dslocal record. They are
-//! derived from the password, so after an offline password change they must be
-//! derived again, or the *old* password keeps working there.
+//! A Mac's local KDC (LKDC: Screen Sharing, File Sharing) keeps each local user's
+//! long-term Kerberos keys in the dslocal record. They are derived from the
+//! password, so after an offline password change they must be derived again, or
+//! the *old* password keeps working there.
 //!
 //! This module is pure: bytes and a password in, bytes out. No file is read,
-//! nothing is printed, nothing panics on any input.
+//! nothing is printed, nothing panics on any input. Everything below was read in
+//! Apple's open-source Heimdal (apple-oss-distributions/Heimdal, Heimdal-710.0.1,
+//! with OS X 10.8's Heimdal-247.6 for comparison) and corecrypto.
 //!
-//! ## String-to-key (RFC 3961, RFC 3962), as Apple's Heimdal does it
+//! ## `KerberosKeys`
 //!
-//! * aes256-cts-hmac-sha1-96 (18) and aes128-cts-hmac-sha1-96 (17):
-//!   `tkey = PBKDF2-HMAC-SHA1(password, salt, 4096, 32 | 16)`,
+//! Each value is the DER of `hdb_keyset_aapl ::= SEQUENCE { kvno[1] INTEGER,
+//! keys[0] SEQUENCE OF Key, principal[2] Principal OPTIONAL }` (`lib/hdb/hdb.asn1`),
+//! written by `lib/akadmin/HeimODAdmin.c` `update_keys`, called by `HeimODSetKeys`:
+//!
+//! * one `Key` per enctype of `HeimODCopyDefaultEnctypes`, in its order:
+//!   aes256-cts-hmac-sha1-96 (18), aes128-cts-hmac-sha1-96 (17), des3-cbc-sha1 (16);
+//! * keys are not sealed (`mkvno` absent: the sealing code is `#if 0`);
+//! * each key carries `Salt { type 3, salt }` from `krb5_get_pw_salt`
+//!   (`lib/krb5/salt.c`): the realm followed by the name components, no `opaque`;
+//! * the realm is the LKDC realm (`get_lkdc_realm`: the `KerberosKDC` config
+//!   record's `RealName`), `LKDC:SHA1.` and the upper-case hex SHA-1 of the KDC
+//!   certificate (`lib/akadmin/admin.c` `realmOfIdentity`, `sha1_hash`); the record
+//!   repeats it in `;Kerberosv5;;name@realm;realm;`;
+//! * `principal` is stored only when `HeimODSetKeys` is given one explicitly;
+//! * the kvno is the highest kvno of the matching stored keysets plus one
+//!   (`last_kvno_record`), and the attribute is replaced by that one keyset unless
+//!   `kHeimODAdminSetKeysAppendKey` is set. The KDC uses the highest-kvno keyset
+//!   (`lib/hdb/hdb-od.c` `od2hdb_keys`).
+//!
+//! ## String-to-key (RFC 3961, RFC 3962), as Heimdal computes it
+//!
+//! * aes256/aes128: `tkey = PBKDF2-HMAC-SHA1(password, salt, 4096, 32 | 16)`,
 //!   `key = DK(tkey, "kerberos")` with AES as `E`; random-to-key is the identity.
-//!   Heimdal `lib/krb5/salt-aes.c` `AES_string_to_key`: the count is
-//!   `_krb5_AES_string_to_default_iterator = 4096` whenever the `opaque`
-//!   (s2kparams) is empty, which it always is when Apple sets keys
-//!   (`lib/akadmin/HeimODAdmin.c` `update_keys` passes `krb5_data_zero(&opaque)`).
-//! * des3-cbc-sha1 (16): `tmp = random-to-key(168-fold(password ‖ salt))`,
-//!   `key = DK(tmp, "kerberos")` with 3DES-EDE as `E`. Heimdal
-//!   `lib/krb5/salt-des3.c` `DES3_string_to_key_derived` →
-//!   `lib/krb5/salt.c` `krb5_string_to_key_derived`.
+//!   `lib/krb5/salt-aes.c` `AES_string_to_key`: the count is
+//!   `_krb5_AES_string_to_default_iterator = 4096` whenever `opaque` is empty,
+//!   which it always is here (`update_keys` passes `krb5_data_zero(&opaque)`).
+//! * des3: `tmp = random-to-key(168-fold(password ‖ salt))`,
+//!   `key = DK(tmp, "kerberos")` with 3DES-EDE as `E`: `lib/krb5/salt-des3.c`
+//!   `DES3_string_to_key_derived` → `lib/krb5/salt.c` `krb5_string_to_key_derived`.
 //! * `DK(key, c) = random-to-key(DR(key, c))`, `DR` = `E` applied repeatedly to
-//!   `n-fold(c, blocksize)`, concatenated and truncated to the key-generation
-//!   length: Heimdal `lib/krb5/crypto.c` `_krb5_derive_key`.
-//! * DES3 random-to-key spreads 3 × 7 bytes into 3 × 8 (the low bits of each group
-//!   go to bits 1..7 of its eighth byte), sets odd parity, and XORs a weak or
-//!   semi-weak DES key with `00 00 00 00 00 00 00 F0`: Heimdal
-//!   `lib/krb5/crypto-des3.c` `_krb5_DES3_random_to_key` (RFC 3961 §6.3.1, §6.2).
+//!   `n-fold(c, blocksize)`, concatenated and truncated to the seed length:
+//!   `lib/krb5/crypto.c` `_krb5_derive_key`.
+//! * DES3 random-to-key spreads 3 × 7 bytes into 3 × 8 (each group's low bits go
+//!   to bits 1..7 of its eighth byte), sets odd parity and XORs a weak or
+//!   semi-weak DES key with `00 00 00 00 00 00 00 F0`: `lib/krb5/crypto-des3.c`
+//!   `_krb5_DES3_random_to_key` (RFC 3961 §6.3.1, §6.2).
+//! * The password is a C string (`strlen`): one holding NUL is refused.
 //!
-//! n-fold and DK are written here (they are a few lines each) on top of the
-//! `aes`, `des`, `pbkdf2`/`sha1` crates, and checked against every RFC 3961
-//! Appendix A.1 n-fold vector, the A.3 DES3 DR/DK vectors, the A.4 DES3
-//! string-to-key vectors and the RFC 3962 Appendix B AES vectors.
+//! n-fold and DK are written here on top of the `aes`, `des`, `pbkdf2`/`sha1`
+//! crates and checked against every RFC 3961 Appendix A.1 n-fold vector, the A.3
+//! DES3 DR/DK vectors, the A.4 DES3 string-to-key vectors, the RFC 3962 Appendix B
+//! AES vectors, and the independent `picky-krb` crate (tests only).
+//!
+//! ## `HeimdalSRPKey` (OS X 10.10 and later)
+//!
+//! `HeimODSetKeys` → `SetSRP` → `HeimODCreateSRPKeys` writes a one-element array:
+//! the DER of `hdb-srp ::= SEQUENCE { verifier[0] OCTET STRING, param[1]
+//! KRB5-SRP-PA }`, `KRB5-SRP-PA ::= SEQUENCE { group[0] INTEGER, salt[1] OCTET
+//! STRING, iterations[2] INTEGER }` (`lib/hdb/hdb.asn1`, `lib/asn1/krb5.asn1`).
+//! `lib/hdb/keys.c` `hdb_set_srp_verifier`: group 1
+//! (`KRB5_SRP_GROUP_RFC5054_4096_PBKDF2_SHA512`), a fresh random 16-byte salt,
+//! 4000 iterations. `lib/krb5/init_creds_pw.c` `_krb5_srp_create_pa`:
+//! `P = PBKDF2-HMAC-SHA512(password, salt, iterations, 64)`, then corecrypto
+//! `ccsrp_generate_verifier(username = principal without realm, P, salt)`, whose
+//! `ccsrp_generate_x` includes the username (`ccsrp_ctx_init` leaves
+//! `noUsernameInX` clear): `x = SHA512(salt ‖ SHA512(name ‖ ":" ‖ P))`,
+//! `v = 5^x mod N` (RFC 5054 4096-bit group), 512 bytes. This differs from
+//! ShadowHashData's SRP entry (empty username, 128-byte PBKDF2 output). The KDC
+//! computes the same username (`kdc/kerberos5.c` `pa_srp_validate`).
+//!
+//! ## When the layout is not understood
+//!
+//! [`lkdc_principal`], [`check`], [`regenerate`], [`srp_check`] and
+//! [`srp_regenerate`] refuse, with a [`KerberosError`], anything outside the
+//! layout above: an enctype other than 16/17/18, a sealed key, a salt missing,
+//! of another type or with `opaque`, a realm that is not `LKDC:SHA1.` + 40
+//! upper-case hex digits, a name Heimdal would quote, salts or principals that
+//! disagree, an SRP group other than 1. The caller then leaves the values as they
+//! are and says so. Nothing is ever half-done: all values or an error.
+//!
+//! ## Why a hand-written DER reader and writer
+//!
+//! The schema is eight small types with explicit context tags (in the unusual
+//! order `[1]`, `[0]`, `[2]`), INTEGERs, OCTET STRINGs and GeneralStrings, and no
+//! recursion. The `der` crate would add a dependency tree (with its derive
+//! macros) for that, and its `GeneralStringRef` is, in its own words, "not fully
+//! implemented yet". The reader here accepts only canonical DER (minimal lengths
+//! and integers, definite lengths, no trailing bytes, integers in their ASN.1
+//! ranges, at most [`MAX_KEYS`] keys and [`MAX_VALUE_LEN`] bytes), so anything it
+//! parses re-encodes byte for byte; each type has its own function, so the depth
+//! is fixed.
 
 use aes::{Aes128, Aes256};
 use des::cipher::generic_array::GenericArray;
@@ -1602,7 +1662,8 @@ mod tests {
         let x64 = "X".repeat(64);
         let x65 = "X".repeat(65);
         // (iterations, password, salt, pbkdf2-256, aes128 key, aes256 key)
-        let cases: Vec<(u32, &[u8], Vec<u8>, &str, &str, &str)> = vec![
+        type Case<'a> = (u32, &'a [u8], Vec<u8>, &'a str, &'a str, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 1,
                 b"password",
