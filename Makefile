@@ -139,7 +139,7 @@ clean:
 # corpus (fuzz/corpus/<target>). A crash stops the run; the input is saved in
 # fuzz/artifacts/<target>/.
 FUZZ_CARGO ?= cargo +nightly
-FUZZ_TARGETS ?= record shadowhash diskutil keybag keychain
+FUZZ_TARGETS ?= record shadowhash diskutil keybag keychain kerberos
 FUZZ_SECONDS ?= 60
 
 .PHONY: fuzz-build fuzz-smoke fuzz-seeds deny

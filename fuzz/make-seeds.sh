@@ -10,7 +10,25 @@ S=fuzz/seeds
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$S"
-mkdir -p "$S/record" "$S/shadowhash" "$S/diskutil" "$S/keybag" "$S/keychain"
+mkdir -p "$S/record" "$S/shadowhash" "$S/diskutil" "$S/keybag" "$S/keychain" "$S/kerberos"
+python3 - tests/data/samples/dslocal-user-jeff-10.8-pbkdf2.plist "$S/kerberos/jeff-KerberosKeys.der" <<'PY'
+import plistlib, sys
+r = plistlib.load(open(sys.argv[1], "rb"))
+open(sys.argv[2], "wb").write(r["KerberosKeys"][0])
+PY
+# A HeimdalSRPKey value of the shape Heimdal writes (hdb-srp: a 512-byte
+# verifier, group 1, a 16-byte salt, 4000 iterations); no real one is public.
+python3 - "$S/kerberos/srp-HeimdalSRPKey.der" <<'PY'
+import sys
+def tlv(t, c):
+    n = len(c)
+    l = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([t]) + l + c
+ex = lambda n, t, c: tlv(0xa0 | n, tlv(t, c))
+param = tlv(0x30, ex(0, 2, b"\x01") + ex(1, 4, bytes(range(16))) + ex(2, 2, (4000).to_bytes(2, "big")))
+v = bytes([0x5a]) * 512
+open(sys.argv[1], "wb").write(tlv(0x30, ex(0, 4, v) + tlv(0xa1, param)))
+PY
 cp tests/data/samples/diskutil-*.plist "$S/diskutil/"
 cp tests/data/samples/shadowhashdata-decoded.plist "$S/shadowhash/"
 cp tests/data/samples/keychainbreaker-test.keychain-db "$S/keychain/"

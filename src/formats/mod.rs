@@ -2,6 +2,7 @@
 //! No file is opened and nothing is printed here; the callers read and write
 //! through [`crate::fsio`].
 
+pub mod kerberos;
 pub mod keychain;
 pub mod preboot;
 pub mod record;
