@@ -191,6 +191,17 @@ pub struct Identity {
     pub home: Option<Rel>,
 }
 
+/// The login keychain's macOS 26 SystemKeys entropy (its indirect
+/// passphrase), when the Data volume has one for the keychain's salt.
+#[derive(Clone)]
+pub struct Entropy(pub zeroize::Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for Entropy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Entropy(..)")
+    }
+}
+
 /// A file of the user, read and checked.
 #[derive(Clone, Debug)]
 pub struct UserFile {
@@ -215,6 +226,10 @@ pub struct Offline {
     pub shadow: Option<ShadowHash>,
     /// The login keychain, when present and trusted.
     pub keychain: Option<UserFile>,
+    /// Its SystemKeys entropy (macOS 26 indirect passphrase), when there is one.
+    pub keychain_entropy: Option<Entropy>,
+    /// The form in which OLD (or, when OLD does not, NEW) opened the keychain.
+    pub keychain_form: Option<crate::formats::keychain::Form>,
     /// The matrix rows of the offline secrets.
     pub rows: Vec<Row>,
 }
@@ -396,12 +411,24 @@ pub fn parallel<R: Send>(jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>>) -> Vec<R
     })
 }
 
-fn check_kc(bytes: &[u8], pw: &[u8]) -> std::result::Result<bool, String> {
-    match crate::formats::keychain::check(bytes, pw) {
-        Ok(crate::formats::keychain::KeychainCheck::Accepts) => Ok(true),
-        Ok(crate::formats::keychain::KeychainCheck::Rejects) => Ok(false),
-        Err(e) => Err(e.to_string()),
-    }
+type FormCheck = std::result::Result<Option<crate::formats::keychain::Form>, String>;
+
+fn check_kc(bytes: &[u8], pw: &[u8], entropy: Option<&Entropy>) -> FormCheck {
+    crate::formats::keychain::check_form(bytes, pw, entropy.map(|e| e.0.as_slice()))
+        .map_err(|e| e.to_string())
+}
+
+/// The SystemKeys entropy of a keychain (macOS 26), read with the trusted
+/// read of a system file; `None` when there is none (or it cannot be used:
+/// the keychain is then checked in its plain form only).
+fn read_entropy(root: &Root, keychain: &[u8]) -> Option<Entropy> {
+    use crate::formats::keychain::{
+        parse_system_keys_entropy, system_keys_file_name, SYSTEM_KEYS_DIR,
+    };
+    let name = system_keys_file_name(keychain).ok()?;
+    let rel = Rel::new(SYSTEM_KEYS_DIR).ok()?.join(&name).ok()?;
+    let (bytes, _) = root.read_opt(&rel, Want::SYSTEM).ok()??;
+    parse_system_keys_entropy(&bytes).ok().map(Entropy)
 }
 
 /// Reads the user's record and keychain and checks them against OLD (when
@@ -495,6 +522,8 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
             srp.map(|e| e.iterations),
         ),
     ];
+    let entropy = keychain.as_ref().and_then(|f| read_entropy(root, &f.bytes));
+    let mut keychain_form = None;
     let kc_row = match &keychain {
         None => {
             let r = Row::new(Secret::Keychain, Accepts::NotApplicable);
@@ -504,9 +533,9 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
             }
         }
         Some(f) => {
-            let n = check_kc(&f.bytes, new.expose());
+            let n = check_kc(&f.bytes, new.expose(), entropy.as_ref());
             let o = match old {
-                Some(o) => Some(check_kc(&f.bytes, o.expose())),
+                Some(o) => Some(check_kc(&f.bytes, o.expose(), entropy.as_ref())),
                 None if old_given => Some(n.clone()),
                 None => None,
             };
@@ -515,12 +544,29 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
                     .not_counted()
                     .note("cannot be checked offline")
                     .detail(escape(&e)),
-                (o, Ok(n)) => Row::new(
-                    Secret::Keychain,
-                    Accepts::from(o.map(|r| r.unwrap_or(false)), n),
-                ),
+                (o, Ok(n)) => {
+                    let checked_old = o.is_some();
+                    let o_form = o.and_then(|r| r.ok()).flatten();
+                    keychain_form = o_form.or(n);
+                    let r = Row::new(
+                        Secret::Keychain,
+                        Accepts::from(checked_old.then_some(o_form.is_some()), n.is_some()),
+                    );
+                    if keychain_form == Some(crate::formats::keychain::Form::Indirect) {
+                        r.note("macOS 26 indirect passphrase")
+                    } else {
+                        r
+                    }
+                }
             };
-            row.detail(root.show(&f.rel))
+            let version = crate::formats::keychain::find_db_blob(&f.bytes)
+                .map(|b| format!("DbBlob 0x{:x}, ", b.version))
+                .unwrap_or_default();
+            let detail = format!("{version}{}", root.show(&f.rel));
+            match row.detail.clone() {
+                Some(d) => row.detail(format!("{d}; {detail}")),
+                None => row.detail(detail),
+            }
         }
     };
     rows.push(kc_row);
@@ -537,6 +583,8 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
         record: rec,
         shadow,
         keychain,
+        keychain_entropy: entropy,
+        keychain_form,
         rows,
     })
 }
