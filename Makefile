@@ -23,7 +23,7 @@ demo:
 test:
 	$(CARGO) test --locked --features testing
 	FVSYNC_TEST_BACKEND=diskutil $(CARGO) test --locked --features testing \
-	  --test scenarios --test crash --test keychain --test diskutil
+	  --test scenarios --test crash --test keychain --test diskutil --test recovery_key
 	$(CARGO) clippy --locked --all-targets --features testing -- -D warnings
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check

@@ -95,6 +95,9 @@ pub struct DiagnoseArgs {
     /// Do not ask before a second FileVault attempt.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Unlock with the Personal Recovery Key and check OLD candidates offline (no attempt on a guess).
+    #[arg(long)]
+    pub recovery_key: bool,
 }
 
 /// `reconcile`.
@@ -112,6 +115,12 @@ pub struct ReconcileArgs {
     /// Go ahead when the rehearsal on a throwaway volume cannot run (have the recovery key at hand).
     #[arg(long, help_heading = SUPPORT)]
     pub without_rehearsal: bool,
+    /// Unlock with the Personal Recovery Key and prove OLD offline: no FileVault attempt on a guess.
+    #[arg(long)]
+    pub recovery_key: bool,
+    /// After --recovery-key, have Escrow Buddy make a new key at the next login without asking.
+    #[arg(long, requires = "recovery_key")]
+    pub request_new_recovery_key: bool,
 }
 
 /// `verify`.
@@ -373,9 +382,9 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
             let mut p = platform(&cli)?;
             crate::listing::users(p.as_mut(), ui, volume.as_deref(), *all)
         }
-        Command::Diagnose(a) => {
-            user_command(&cli, ui, &a.user, |ctx| diagnose(ctx, &sel(&a.user, a.yes)))
-        }
+        Command::Diagnose(a) => user_command(&cli, ui, &a.user, |ctx| {
+            diagnose_with(ctx, &sel(&a.user, a.yes), a.recovery_key)
+        }),
         Command::Verify(a) => {
             user_command(&cli, ui, &a.user, |ctx| verify(ctx, &sel(&a.user, false)))
         }
@@ -384,6 +393,8 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
                 sel: sel(&a.user, a.yes),
                 dry_run: a.dry_run,
                 without_rehearsal: a.without_rehearsal,
+                recovery_key: a.recovery_key,
+                request_new_key: a.request_new_recovery_key,
             };
             reconcile(ctx, &opts)
         }),
@@ -410,9 +421,17 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
 /// # Errors
 /// The command's error, for `main` to print.
 pub fn diagnose(ctx: &mut Ctx<'_>, sel: &UserSel) -> Result<u8> {
+    diagnose_with(ctx, sel, false)
+}
+
+/// `diagnose`, through the recovery-key route when `recovery_key`.
+///
+/// # Errors
+/// The command's error.
+pub fn diagnose_with(ctx: &mut Ctx<'_>, sel: &UserSel, recovery_key: bool) -> Result<u8> {
     ctx.ui
         .set_attempts(&crate::engine::attempts::Ledger::default());
-    let r = cmd::diagnose::run(ctx, sel);
+    let r = cmd::diagnose::run(ctx, sel, recovery_key);
     finish(ctx.ui, r, |r| r.exit_code)
 }
 

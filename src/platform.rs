@@ -13,6 +13,10 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::secret::Password;
 
+/// The Personal Recovery Key's crypto-user UUID, the same on every Mac
+/// (`diskutil apfs listCryptoUsers`; jtsylve.blog "APFS Keybags").
+pub const PERSONAL_RECOVERY_UUID: &str = "EBC6C064-0000-11AA-AA11-00306543ECAC";
+
 /// Whether the Mac runs recoveryOS or a normal boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -142,6 +142,38 @@ impl Password {
         a.len() == b.len() && bool::from(a.ct_eq(b))
     }
 
+    /// Checks that this is a Personal Recovery Key as macOS shows it — six
+    /// groups of four letters or digits, `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX` — and
+    /// returns it in upper case (what FileVault stores), in a new locked
+    /// buffer. The key is never repeated in a message.
+    ///
+    /// # Errors
+    /// It has another shape.
+    pub fn into_recovery_key(self) -> Result<Password, Error> {
+        let b = self.expose();
+        let ok = b.len() == 29
+            && b.iter().enumerate().all(|(i, c)| {
+                if i % 5 == 4 {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_alphanumeric()
+                }
+            });
+        if !ok {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "that is not a Personal Recovery Key (six groups of four letters or digits, \
+                 XXXX-XXXX-XXXX-XXXX-XXXX-XXXX)",
+            )
+            .hint("type the key exactly as it was shown when FileVault was turned on (or as the MDM escrowed it)"));
+        }
+        let mut buf = LockedBuf::with_capacity(b.len());
+        for c in b {
+            buf.push(c.to_ascii_uppercase());
+        }
+        Ok(Password(buf))
+    }
+
     /// Builds a password in tests (and in the test-only emulator).
     #[cfg(any(test, feature = "testing"))]
     pub fn for_tests(s: &str) -> Self {

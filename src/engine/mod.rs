@@ -22,6 +22,7 @@ pub mod executor;
 pub mod journal;
 pub mod observe;
 pub mod plan;
+pub mod recovery_key;
 pub mod report;
 pub mod restore;
 pub mod resume;

@@ -40,7 +40,7 @@ impl Unlocks {
         self.keep = true;
     }
 
-    fn unlocked(&mut self, vol: &Volume) {
+    pub(crate) fn unlocked(&mut self, vol: &Volume) {
         self.vol = Some(vol.clone());
     }
 }
@@ -107,6 +107,9 @@ pub struct Observation {
     pub touched_filevault: bool,
     /// The lowest iteration counts a new hash may get (login, SRP).
     pub floors: (u32, u32),
+    /// The recovery-key route: the volume was unlocked with the Personal
+    /// Recovery Key and OLD proven offline by this (FileVault was not asked).
+    pub via_recovery_key: Option<crate::engine::plan::Proof>,
 }
 
 impl Observation {
@@ -186,6 +189,7 @@ pub fn start(ctx: &mut Ctx<'_>, target: Target) -> Result<Observation> {
         ledger,
         touched_filevault: false,
         floors,
+        via_recovery_key: None,
     };
     if let Some(root) = &o.root {
         // Readable before any attempt: the record says who the user is.

@@ -55,6 +55,20 @@ pub enum Proof {
     Verifier,
 }
 
+impl Proof {
+    /// What proved OLD, in a sentence ("the login hash").
+    pub fn words(self) -> &'static str {
+        match self {
+            Proof::Filevault => "FileVault",
+            Proof::Offline(Secret::Login) => "the login hash",
+            Proof::Offline(Secret::Srp) => "the SRP verifier",
+            Proof::Offline(Secret::Keychain) => "the login keychain",
+            Proof::Offline(_) => "an offline secret",
+            Proof::Verifier => "a previous run's OLD verifier",
+        }
+    }
+}
+
 /// The plan: every step, in order, with what a reconcile would do.
 pub fn plan(o: &Observation) -> Vec<Planned> {
     let mut out: Vec<Planned> = Vec::new();
@@ -72,6 +86,9 @@ pub fn has_work(plan: &[Planned]) -> bool {
 
 /// What proves OLD for this user, if anything.
 pub fn old_proof(o: &Observation, verifier: bool) -> Option<Proof> {
+    if let Some(p) = o.via_recovery_key {
+        return Some(p);
+    }
     if o.fv.accepts.takes_old() {
         return Some(Proof::Filevault);
     }
@@ -130,10 +147,8 @@ pub fn rows_after(before: &[Row], changed: &[Step]) -> Vec<Row> {
         .iter()
         .map(|r| match r.secret.step() {
             Some(s) if changed.contains(&s) => {
-                let mut n = Row::new(r.secret, Accepts::New).note("changed and verified");
-                n.counts =
-                    r.counts || r.accepts == Accepts::NotApplicable && r.secret == Secret::Srp;
-                n
+                // Changed and checked against NEW: it counts now, whatever it was.
+                Row::new(r.secret, Accepts::New).note("changed and verified")
             }
             _ => r.clone(),
         })

@@ -238,9 +238,25 @@ impl Ui {
         };
         let h = fmt_row(header.iter().map(|s| s.to_string()).collect());
         let _ = writeln!(self.out, "{h}");
+        // The last column (a note) wraps under itself when a row is wider
+        // than the terminal, so the table keeps to the width.
+        let n = widths.len();
+        let prefix: usize = widths.iter().take(n.saturating_sub(1)).map(|w| w + 2).sum();
         for r in rows {
-            let line = fmt_row(r.clone());
-            let _ = writeln!(self.out, "{line}");
+            let last = r.get(n.saturating_sub(1)).cloned().unwrap_or_default();
+            let fits = prefix + visible_len(&last) <= self.width;
+            if fits || n < 2 || prefix + 20 > self.width {
+                let line = fmt_row(r.clone());
+                let _ = writeln!(self.out, "{line}");
+                continue;
+            }
+            let parts = wrap(&last, self.width - prefix, "", "");
+            let mut cells = r.clone();
+            cells[n - 1] = parts[0].clone();
+            let _ = writeln!(self.out, "{}", fmt_row(cells));
+            for p in &parts[1..] {
+                let _ = writeln!(self.out, "{}{p}", " ".repeat(prefix));
+            }
         }
     }
 

@@ -11,9 +11,19 @@ use crate::error::Result;
 /// # Errors
 /// Before a report: bad input (2), refused (5), cancelled (9). With a
 /// report: FileVault took neither (4), throttled (5).
-pub fn run(ctx: &mut Ctx<'_>, sel: &UserSel) -> Result<Finished<report::Diagnose>> {
+pub fn run(
+    ctx: &mut Ctx<'_>,
+    sel: &UserSel,
+    recovery_key: bool,
+) -> Result<Finished<report::Diagnose>> {
     let t = target::find(ctx.p, &sel.user, sel.volume.as_deref())?;
     confirm_match(ctx, &t, sel)?;
+    if recovery_key {
+        return observe::scoped(ctx, |ctx, unlocks| {
+            let (o, _old, _new) = crate::engine::recovery_key::prepare(ctx, t, unlocks)?;
+            Ok(report(ctx, sel, o, Ok(())))
+        });
+    }
     let (old, new) = read_old_new(ctx, &t.user, false)?;
     observe::scoped(ctx, |ctx, unlocks| {
         let mut o = observe::start(ctx, t)?;
@@ -31,6 +41,17 @@ pub fn run(ctx: &mut Ctx<'_>, sel: &UserSel) -> Result<Finished<report::Diagnose
         o.read_files(ctx, pw)?;
         ctx.ui.set_attempts(&o.ledger);
         let gate = o.gate();
+        Ok(report(ctx, sel, o, gate))
+    })
+}
+
+fn report(
+    ctx: &mut Ctx<'_>,
+    sel: &UserSel,
+    o: crate::engine::observe::Observation,
+    gate: Result<()>,
+) -> Finished<report::Diagnose> {
+    {
         let rows = o.rows();
         let plan = plan::plan(&o);
         let verdict = plan::verdict(&rows, plan::old_proof(&o, false).is_some());
@@ -57,9 +78,9 @@ pub fn run(ctx: &mut Ctx<'_>, sel: &UserSel) -> Result<Finished<report::Diagnose
             next,
             exit_code,
         };
-        Ok(Finished {
+        Finished {
             report,
             error: gate.err(),
-        })
-    })
+        }
+    }
 }

@@ -23,6 +23,12 @@ pub struct Opts {
     pub dry_run: bool,
     /// Go ahead when the rehearsal cannot run (scripts; a person is asked).
     pub without_rehearsal: bool,
+    /// The recovery-key route: unlock with the Personal Recovery Key and
+    /// prove OLD offline (no FileVault attempt spent on a guess).
+    pub recovery_key: bool,
+    /// After the recovery-key route, set Escrow Buddy's `GenerateNewKey`
+    /// without asking (scripts; a person is asked).
+    pub request_new_key: bool,
 }
 
 /// Proves the passphrase change on a throwaway volume before the user's is
@@ -103,6 +109,9 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>
              `sysadminctl -secureTokenOn USER -password - -adminUser ADMIN -adminPassword -`, then run fvsync again",
         ));
     }
+    if opts.recovery_key {
+        return crate::engine::recovery_key::reconcile(ctx, opts, t);
+    }
     let (old, new) = read_old_new(ctx, &t.user, true)?;
     observe::scoped(ctx, |ctx, unlocks| {
         let mut o = observe::start(ctx, t)?;
@@ -120,6 +129,26 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>
         o.gate()?;
         o.read_files(ctx, pw)?;
         ctx.ui.set_attempts(&o.ledger);
+        finish(ctx, opts, o, &old, &new, unlocks)
+    })
+}
+
+/// Everything after the observation: the plan, the question, the rehearsal,
+/// the executor and the report (the recovery-key route joins here too).
+///
+/// # Errors
+/// As [`run`].
+pub(crate) fn finish(
+    ctx: &mut Ctx<'_>,
+    opts: &Opts,
+    mut o: crate::engine::observe::Observation,
+    old: &crate::secret::Password,
+    new: &crate::secret::Password,
+    unlocks: &mut crate::engine::observe::Unlocks,
+) -> Result<Finished<report::Reconcile>> {
+    let sel = &opts.sel;
+    let (old, new) = (old, new);
+    {
         o.root()?;
         if let Some(e) = o.offline_error.take() {
             return Err(e);
@@ -131,12 +160,12 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>
         let stale = o
             .journal
             .as_ref()
-            .filter(|j| j.state == State::Open && !resume::resumable(root, j, &old))
+            .filter(|j| j.state == State::Open && !resume::resumable(root, j, old))
             .map(|j| j.run_id.clone());
         let resuming = o
             .journal
             .clone()
-            .filter(|j| resume::resumable(root, j, &old));
+            .filter(|j| resume::resumable(root, j, old));
         let rows = o.rows();
         let plan = plan::plan(&o);
         let todo = plan::has_work(&plan);
@@ -262,7 +291,7 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>
             report.rehearsal = rehearse(ctx, sel.yes, opts.without_rehearsal)?;
         }
         let again = hint_cmd(ctx, "reconcile", sel, &o.target.user, &[]);
-        let result = executor::execute(ctx, &mut o, &plan, &old, &new, resuming, &again);
+        let result = executor::execute(ctx, &mut o, &plan, old, new, resuming, &again);
         ctx.ui.set_attempts(&o.ledger);
         let out = result?;
         // After a successful reconcile the Data volume stays unlocked, as
@@ -302,7 +331,10 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>
              private/var/db/fvsync/backups until `{}` removes them.",
             hint_cmd(ctx, "purge", sel, &o.target.user, &[])
         ));
+        if o.via_recovery_key.is_some() {
+            next.extend(crate::engine::recovery_key::after(ctx, &o, opts)?);
+        }
         report.next = next;
         Ok(Finished::ok(report))
-    })
+    }
 }

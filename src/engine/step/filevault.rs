@@ -39,6 +39,17 @@ impl StepOps for FileVault {
         use crate::engine::secrets::Accepts;
         let what = o.fv.secret.label();
         let user = escape(&o.target.user);
+        if let (Some(proof), Some(_)) = (o.via_recovery_key, &o.crypto_uuid) {
+            let by = proof.words();
+            return Planned::new(
+                Step::Filevault,
+                Action::Do,
+                format!(
+                    "change {user}'s {what} passphrase from OLD (proven offline by {by}) to NEW, then \
+                     check NEW"
+                ),
+            );
+        }
         match o.fv.accepts {
             Accepts::Old => Planned::new(
                 Step::Filevault,
