@@ -82,14 +82,22 @@ fn diskutil_sees_a_fixed_environment_and_no_secret() {
     for line in calls.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let env = v["env"].as_object().unwrap();
-        // The wrapper script's /bin/sh adds PWD itself; fvsync passes only these three.
+        // fvsync passes exactly these (a shell wrapper would add PWD itself).
         let keys: Vec<&str> = env
             .keys()
             .map(String::as_str)
             .filter(|k| *k != "PWD")
             .collect();
-        assert_eq!(keys, ["LANG", "LC_ALL", "PATH"], "diskutil saw {keys:?}");
-        assert_eq!(env["LC_ALL"], "C");
+        assert_eq!(
+            keys,
+            ["HOME", "LANG", "LC_ALL", "PATH", "__CF_USER_TEXT_ENCODING"],
+            "diskutil saw {keys:?}"
+        );
+        assert_eq!(env["LC_ALL"], "en_US.UTF-8");
+        assert_eq!(env["LANG"], "en_US.UTF-8");
+        assert_eq!(env["__CF_USER_TEXT_ENCODING"], "0x0:0x8000100:0x8000100");
+        assert_eq!(env["HOME"], "/var/root");
+        assert_eq!(env["PATH"], "/usr/bin:/bin:/usr/sbin:/sbin");
         let argv: Vec<&str> = v["argv"]
             .as_array()
             .unwrap()

@@ -6,6 +6,7 @@
 
 pub mod parse;
 pub mod runner;
+pub mod spawn;
 
 use std::path::PathBuf;
 
