@@ -1010,6 +1010,7 @@ fn apply_steps(
             .as_ref()
             .map(|c| c.uuid.clone())
             .unwrap_or_default();
+        crate::diskutil::rehearsal::ensure_rehearsed(ctx.p, ctx.ui)?;
         ctx.ui.progress("changing the FileVault passphrase...");
         j.mark_started("filevault");
         j.save(root)?;
@@ -1486,6 +1487,9 @@ fn undo_apply(
         }
     }
     let changed_fv = done("filevault");
+    if changed_fv && o.fv.accepts == Accepts::New {
+        crate::diskutil::rehearsal::ensure_rehearsed(ctx.p, ctx.ui)?;
+    }
     let mut changed = Vec::new();
     let result = (|| -> Result<()> {
         if changed_fv && o.fv.accepts == Accepts::New {

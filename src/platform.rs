@@ -64,6 +64,9 @@ pub struct Container {
     pub uuid: String,
     /// Its volumes.
     pub volumes: Vec<Volume>,
+    /// On the Mac's internal storage (`diskutil info -plist` of its physical
+    /// store: `Internal`); `None` when not known.
+    pub internal: Option<bool>,
 }
 
 /// A crypto user of a volume (`diskutil apfs listCryptoUsers`).

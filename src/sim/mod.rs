@@ -551,7 +551,10 @@ impl Platform for SimMac {
             .mac
             .containers
             .iter()
-            .map(|c| Container {
+            .enumerate()
+            .map(|(i, c)| Container {
+                // The first container models the internal disk, others external ones.
+                internal: Some(i == 0),
                 reference: c.reference.clone(),
                 uuid: c.uuid.clone(),
                 volumes: c
