@@ -83,7 +83,11 @@ fn every_field_fixture_parses_and_the_emulator_matches_it() {
             continue;
         }
         folders += 1;
-        assert!(dir.join("README.md").is_file(), "{} has no README.md", dir.display());
+        assert!(
+            dir.join("README.md").is_file(),
+            "{} has no README.md",
+            dir.display()
+        );
         for f in std::fs::read_dir(&dir).unwrap() {
             let p = f.unwrap().path();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
@@ -94,15 +98,47 @@ fn every_field_fixture_parses_and_the_emulator_matches_it() {
                 assert!(!cs.is_empty(), "{what}");
                 parse::physical_stores(&bytes).unwrap();
                 let real = dict(&bytes);
-                let (rc, ec) = (first(&real, "Containers").unwrap(), first(&emu_list, "Containers").unwrap());
-                same_keys(&what, rc, ec, &["ContainerReference", "APFSContainerUUID", "DesignatedPhysicalStore", "PhysicalStores", "Volumes"]);
+                let (rc, ec) = (
+                    first(&real, "Containers").unwrap(),
+                    first(&emu_list, "Containers").unwrap(),
+                );
+                same_keys(
+                    &what,
+                    rc,
+                    ec,
+                    &[
+                        "ContainerReference",
+                        "APFSContainerUUID",
+                        "DesignatedPhysicalStore",
+                        "PhysicalStores",
+                        "Volumes",
+                    ],
+                );
                 let (rv, ev) = (first(rc, "Volumes").unwrap(), first(ec, "Volumes").unwrap());
-                same_keys(&what, rv, ev, &["DeviceIdentifier", "APFSVolumeUUID", "Name", "Roles", "Encryption", "FileVault", "Locked"]);
-            } else if name.starts_with("diskutil-apfs-listVolumeGroups") && name.ends_with(".plist") {
+                same_keys(
+                    &what,
+                    rv,
+                    ev,
+                    &[
+                        "DeviceIdentifier",
+                        "APFSVolumeUUID",
+                        "Name",
+                        "Roles",
+                        "Encryption",
+                        "FileVault",
+                        "Locked",
+                    ],
+                );
+            } else if name.starts_with("diskutil-apfs-listVolumeGroups") && name.ends_with(".plist")
+            {
                 parse::volume_groups(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
                 let real = dict(&bytes);
-                if let (Some(rc), Some(ec)) = (first(&real, "Containers"), first(&emu_groups, "Containers")) {
-                    if let (Some(rg), Some(eg)) = (first(rc, "VolumeGroups"), first(ec, "VolumeGroups")) {
+                if let (Some(rc), Some(ec)) =
+                    (first(&real, "Containers"), first(&emu_groups, "Containers"))
+                {
+                    if let (Some(rg), Some(eg)) =
+                        (first(rc, "VolumeGroups"), first(ec, "VolumeGroups"))
+                    {
                         same_keys(&what, rg, eg, &["APFSVolumeGroupUUID", "Volumes"]);
                     }
                 }
@@ -111,13 +147,35 @@ fn every_field_fixture_parses_and_the_emulator_matches_it() {
                 assert!(!i.device.is_empty());
                 let real = dict(&bytes);
                 if real.contains_key("APFSContainerReference") {
-                    same_keys(&what, &real, &emu_info, &["DeviceIdentifier", "MountPoint", "Locked", "FileVault", "Encryption", "APFSVolumeGroupID", "Internal", "GlobalPermissionsEnabled", "Writable", "WritableVolume"]);
+                    same_keys(
+                        &what,
+                        &real,
+                        &emu_info,
+                        &[
+                            "DeviceIdentifier",
+                            "MountPoint",
+                            "Locked",
+                            "FileVault",
+                            "Encryption",
+                            "APFSVolumeGroupID",
+                            "Internal",
+                            "GlobalPermissionsEnabled",
+                            "Writable",
+                            "WritableVolume",
+                        ],
+                    );
                 }
-            } else if name.starts_with("diskutil-apfs-listCryptoUsers") && name.ends_with(".plist") {
+            } else if name.starts_with("diskutil-apfs-listCryptoUsers") && name.ends_with(".plist")
+            {
                 parse::crypto_users(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
                 let real = dict(&bytes);
                 if let (Some(ru), Some(eu)) = (first(&real, "Users"), first(&emu_users, "Users")) {
-                    same_keys(&what, ru, eu, &["APFSCryptoUserUUID", "APFSCryptoUserType", "VolumeOwner"]);
+                    same_keys(
+                        &what,
+                        ru,
+                        eu,
+                        &["APFSCryptoUserUUID", "APFSCryptoUserType", "VolumeOwner"],
+                    );
                 }
             } else if name.starts_with("hdiutil-attach") {
                 assert!(!parse::hdiutil_attach(&bytes).is_empty(), "{what}");
@@ -135,7 +193,10 @@ fn every_field_fixture_parses_and_the_emulator_matches_it() {
             parsed += 1;
         }
     }
-    assert!(folders >= 1 && parsed >= 3, "{folders} folders, {parsed} files");
+    assert!(
+        folders >= 1 && parsed >= 3,
+        "{folders} folders, {parsed} files"
+    );
 }
 
 #[test]
@@ -153,7 +214,12 @@ fn a_report_of_the_emulated_mac_is_a_fixture() {
     let before = tree(&dir);
     let s = fvsync::diskutil::report::report(&m, &out, true).unwrap();
     assert!(s.uuids_replaced >= 3, "{s:?}");
-    for f in ["diskutil-apfs-list.plist", "diskutil-apfs-listCryptoUsers-disk3s5.plist", "diskutil-info-disk3s5.plist", "system.json"] {
+    for f in [
+        "diskutil-apfs-list.plist",
+        "diskutil-apfs-listCryptoUsers-disk3s5.plist",
+        "diskutil-info-disk3s5.plist",
+        "system.json",
+    ] {
         assert!(s.files.iter().any(|x| x == f), "{f}: {:?}", s.files);
     }
     let all: String = s
@@ -166,8 +232,13 @@ fn a_report_of_the_emulated_mac_is_a_fixture() {
         assert!(!all.contains(pw));
     }
     // Still parseable after redaction, and the same UUID maps to one placeholder.
-    let cs = parse::apfs_list(&std::fs::read(out.join("diskutil-apfs-list.plist")).unwrap()).unwrap();
-    let data = cs.iter().flat_map(|c| &c.volumes).find(|v| v.device == "disk3s5").unwrap();
+    let cs =
+        parse::apfs_list(&std::fs::read(out.join("diskutil-apfs-list.plist")).unwrap()).unwrap();
+    let data = cs
+        .iter()
+        .flat_map(|c| &c.volumes)
+        .find(|v| v.device == "disk3s5")
+        .unwrap();
     let info = std::fs::read_to_string(out.join("diskutil-info-disk3s5.plist")).unwrap();
     assert!(info.contains(&data.uuid));
     assert_eq!(tree(&dir), before, "the report changed the Mac");

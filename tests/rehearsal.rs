@@ -66,7 +66,10 @@ fn calls(dir: &Path) -> Vec<(String, String)> {
                 .iter()
                 .map(|a| a.as_str().unwrap())
                 .collect();
-            (v["tool"].as_str().unwrap_or("diskutil").to_string(), argv.join(" "))
+            (
+                v["tool"].as_str().unwrap_or("diskutil").to_string(),
+                argv.join(" "),
+            )
         })
         .collect()
 }
@@ -95,23 +98,39 @@ fn new() -> Password {
 
 /// Rehearses in `dmode`; checks nothing of the Mac changed and the throwaway
 /// disk is gone; returns the outcome and the backend.
-fn rehearsed(scenario: &str, dmode: &str) -> (tempfile::TempDir, PathBuf, DiskutilMac, RehearsalOutcome) {
+fn rehearsed(
+    scenario: &str,
+    dmode: &str,
+) -> (tempfile::TempDir, PathBuf, DiskutilMac, RehearsalOutcome) {
     let (t, dir) = mac(scenario);
     let mut m = backend(&dir, dmode, "");
     let before = tree(&dir);
     let r = m.rehearse().unwrap();
-    assert_eq!(tree(&dir), before, "the rehearsal changed the simulated Mac");
-    assert!(user_changes(&dir).is_empty(), "a framing test touched the user's volume");
+    assert_eq!(
+        tree(&dir),
+        before,
+        "the rehearsal changed the simulated Mac"
+    );
+    assert!(
+        user_changes(&dir).is_empty(),
+        "a framing test touched the user's volume"
+    );
     assert_eq!(canary_left(&dir), 0, "the throwaway disk was left attached");
     let text = r.transcript.join("\n");
     if std::env::var("SHOW_TRANSCRIPT").is_ok() {
         eprintln!("{text}");
     }
-    assert!(!text.contains("Pässwörd"), "a throwaway passphrase is in the transcript");
+    assert!(
+        !text.contains("Pässwörd"),
+        "a throwaway passphrase is in the transcript"
+    );
     for pw in TYPED {
         assert!(!text.contains(pw));
     }
-    assert!(text.contains("hdiutil") && text.contains("attach -nomount ram://65536"), "{text}");
+    assert!(
+        text.contains("hdiutil") && text.contains("attach -nomount ram://65536"),
+        "{text}"
+    );
     assert!(text.contains("detach /dev/disk100"), "{text}");
     (t, dir, m, r.outcome)
 }
@@ -121,16 +140,25 @@ fn framing_lines_passes_with_stdin_lines_and_changes_the_volume_that_way() {
     let (_t, dir, mut m, outcome) = rehearsed("all-old", "framing-lines");
     assert_eq!(
         outcome,
-        RehearsalOutcome::Passed { framing: "stdin-lines".into(), cached: false }
+        RehearsalOutcome::Passed {
+            framing: "stdin-lines".into(),
+            cached: false
+        }
     );
     let v = data_volume(&m);
-    assert_eq!(m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(), Attempt::Accepted);
+    assert_eq!(
+        m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(),
+        Attempt::Accepted
+    );
     assert!(fv_accepts(&dir, ALICE_UUID, NEW));
     assert!(!fv_accepts(&dir, ALICE_UUID, OLD));
     assert_eq!(failed_attempts(&dir), 0);
     let ch = user_changes(&dir);
     assert_eq!(ch.len(), 1);
-    assert!(ch[0].ends_with("-oldStdinpassphrase -newStdinpassphrase"), "{ch:?}");
+    assert!(
+        ch[0].ends_with("-oldStdinpassphrase -newStdinpassphrase"),
+        "{ch:?}"
+    );
 }
 
 #[test]
@@ -138,20 +166,35 @@ fn framing_eof_fails_stdin_lines_on_the_canary_and_passes_pty_prompts() {
     let (_t, dir, mut m, outcome) = rehearsed("all-old", "framing-eof");
     assert_eq!(
         outcome,
-        RehearsalOutcome::Passed { framing: "pty-prompts".into(), cached: false }
+        RehearsalOutcome::Passed {
+            framing: "pty-prompts".into(),
+            cached: false
+        }
     );
     // stdin-lines was tried on the throwaway volume only (and failed there).
     let canary_lines = calls(&dir)
         .iter()
-        .filter(|(_, a)| a.starts_with("apfs changePassphrase disk101") && a.ends_with("-newStdinpassphrase"))
+        .filter(|(_, a)| {
+            a.starts_with("apfs changePassphrase disk101") && a.ends_with("-newStdinpassphrase")
+        })
         .count();
     assert!(canary_lines >= 1);
     let v = data_volume(&m);
-    assert_eq!(m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(), Attempt::Accepted);
+    assert_eq!(
+        m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(),
+        Attempt::Accepted
+    );
     assert!(fv_accepts(&dir, ALICE_UUID, NEW));
-    assert_eq!(failed_attempts(&dir), 0, "an attempt of the user's volume was spent");
+    assert_eq!(
+        failed_attempts(&dir),
+        0,
+        "an attempt of the user's volume was spent"
+    );
     let ch = user_changes(&dir);
-    assert_eq!(ch, ["apfs changePassphrase disk3s5 -user A11CE000-1D2E-4F3A-9B8C-0123456789AB"]);
+    assert_eq!(
+        ch,
+        ["apfs changePassphrase disk3s5 -user A11CE000-1D2E-4F3A-9B8C-0123456789AB"]
+    );
 }
 
 #[test]
@@ -162,7 +205,10 @@ fn framing_eof_without_a_rehearsal_would_have_burned_an_attempt() {
     let mut m = backend(&dir, "framing-eof", "");
     m.accept_unrehearsed();
     let v = data_volume(&m);
-    assert_eq!(m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(), Attempt::Rejected);
+    assert_eq!(
+        m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(),
+        Attempt::Rejected
+    );
     assert_eq!(failed_attempts(&dir), 1);
     assert!(fv_accepts(&dir, ALICE_UUID, OLD));
 }
@@ -172,10 +218,16 @@ fn framing_prompt_passes_pty_prompts() {
     let (_t, dir, mut m, outcome) = rehearsed("all-old", "framing-prompt");
     assert_eq!(
         outcome,
-        RehearsalOutcome::Passed { framing: "pty-prompts".into(), cached: false }
+        RehearsalOutcome::Passed {
+            framing: "pty-prompts".into(),
+            cached: false
+        }
     );
     let v = data_volume(&m);
-    assert_eq!(m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(), Attempt::Accepted);
+    assert_eq!(
+        m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(),
+        Attempt::Accepted
+    );
     assert!(fv_accepts(&dir, ALICE_UUID, NEW));
     assert_eq!(failed_attempts(&dir), 0);
 }
@@ -183,10 +235,15 @@ fn framing_prompt_passes_pty_prompts() {
 #[test]
 fn framing_none_fails_and_nothing_of_the_mac_changes() {
     let (_t, dir, mut m, outcome) = rehearsed("all-old", "framing-none");
-    assert!(matches!(outcome, RehearsalOutcome::Failed { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, RehearsalOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
     let before = tree(&dir);
     let v = data_volume(&m);
-    let e = m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap_err();
+    let e = m
+        .change_passphrase(&v, ALICE_UUID, &old(), &new())
+        .unwrap_err();
     assert_eq!(e.kind(), fvsync::error::ErrorKind::Refused);
     assert_eq!(tree(&dir), before);
     assert!(user_changes(&dir).is_empty());
@@ -201,28 +258,50 @@ fn no_change_before_a_rehearsal_or_a_confirmation() {
     let mut m = backend(&dir, "", "");
     let v = data_volume(&m);
     let n = calls(&dir).len();
-    let e = m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap_err();
+    let e = m
+        .change_passphrase(&v, ALICE_UUID, &old(), &new())
+        .unwrap_err();
     assert_eq!(e.kind(), fvsync::error::ErrorKind::Refused);
     assert!(e.message().contains("rehearsed"), "{}", e.message());
     assert_eq!(calls(&dir).len(), n, "diskutil was called");
     m.accept_unrehearsed();
-    assert_eq!(m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(), Attempt::Accepted);
+    assert_eq!(
+        m.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(),
+        Attempt::Accepted
+    );
 }
 
 #[test]
 fn unavailable_without_hdiutil_and_a_disk_image_without_a_ram_disk() {
     let (_t, dir) = mac("all-old");
     let (d, _) = links(&dir, "", "");
-    let mut m = DiskutilMac::new(d, PathBuf::from("/nonexistent/hdiutil"), Duration::from_secs(30))
-        .with_cache_dir(dir.parent().unwrap().to_path_buf());
+    let mut m = DiskutilMac::new(
+        d,
+        PathBuf::from("/nonexistent/hdiutil"),
+        Duration::from_secs(30),
+    )
+    .with_cache_dir(dir.parent().unwrap().to_path_buf());
     let r = m.rehearse().unwrap();
-    assert!(matches!(&r.outcome, RehearsalOutcome::Unavailable { why } if why.contains("hdiutil")), "{:?}", r.outcome);
+    assert!(
+        matches!(&r.outcome, RehearsalOutcome::Unavailable { why } if why.contains("hdiutil")),
+        "{:?}",
+        r.outcome
+    );
     let mut m = backend(&dir, "", "broken");
-    assert!(matches!(m.rehearse().unwrap().outcome, RehearsalOutcome::Unavailable { .. }));
+    assert!(matches!(
+        m.rehearse().unwrap().outcome,
+        RehearsalOutcome::Unavailable { .. }
+    ));
     // No RAM disk: a disk image in a temporary folder, deleted afterwards.
     let mut m = backend(&dir, "", "noram");
     let r = m.rehearse().unwrap();
-    assert_eq!(r.outcome, RehearsalOutcome::Passed { framing: "stdin-lines".into(), cached: false });
+    assert_eq!(
+        r.outcome,
+        RehearsalOutcome::Passed {
+            framing: "stdin-lines".into(),
+            cached: false
+        }
+    );
     let text = r.transcript.join("\n");
     assert!(text.contains("create -size 32m -fs APFS"), "{text}");
     let img = text
@@ -240,24 +319,50 @@ fn a_second_run_in_the_session_takes_the_cached_verdict() {
     let (_t, dir, _m, outcome) = rehearsed("all-old", "framing-eof");
     assert!(matches!(outcome, RehearsalOutcome::Passed { .. }));
     let cache = dir.parent().unwrap().join("cache");
-    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let body = std::fs::read_to_string(&files[0]).unwrap();
     assert!(!body.contains("Pässwörd") && !body.contains(OLD));
     let n = calls(&dir).len();
     let mut m2 = backend(&dir, "framing-eof", "");
     let r = m2.rehearse().unwrap();
-    assert_eq!(r.outcome, RehearsalOutcome::Passed { framing: "pty-prompts".into(), cached: true });
-    assert_eq!(calls(&dir).len(), n, "the cached verdict ran diskutil again");
+    assert_eq!(
+        r.outcome,
+        RehearsalOutcome::Passed {
+            framing: "pty-prompts".into(),
+            cached: true
+        }
+    );
+    assert_eq!(
+        calls(&dir).len(),
+        n,
+        "the cached verdict ran diskutil again"
+    );
     let v = data_volume(&m2);
-    assert_eq!(m2.change_passphrase(&v, ALICE_UUID, &old(), &new()).unwrap(), Attempt::Accepted);
+    assert_eq!(
+        m2.change_passphrase(&v, ALICE_UUID, &old(), &new())
+            .unwrap(),
+        Attempt::Accepted
+    );
     // A cache file others can write is not trusted.
     std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o666)).unwrap();
     let mut m3 = backend(&dir, "framing-eof", "");
     let r = m3.rehearse().unwrap();
-    assert_eq!(r.outcome, RehearsalOutcome::Passed { framing: "pty-prompts".into(), cached: false });
+    assert_eq!(
+        r.outcome,
+        RehearsalOutcome::Passed {
+            framing: "pty-prompts".into(),
+            cached: false
+        }
+    );
 }
 
 #[test]
@@ -265,7 +370,13 @@ fn selftest_repeats_the_rehearsal() {
     let (_t, dir, mut m, _) = rehearsed("all-old", "framing-lines");
     let n = calls(&dir).len();
     let r = fvsync::diskutil::selftest(&mut m);
-    assert_eq!(r.outcome, RehearsalOutcome::Passed { framing: "stdin-lines".into(), cached: false });
+    assert_eq!(
+        r.outcome,
+        RehearsalOutcome::Passed {
+            framing: "stdin-lines".into(),
+            cached: false
+        }
+    );
     assert!(calls(&dir).len() > n);
 }
 
@@ -278,7 +389,12 @@ fn wrong_passphrase_messages_are_learned_on_the_canary() {
     // Unrehearsed: not understood, so the lock state decides (still locked:
     // counted as a spent attempt), with one more call.
     let n = calls(&dir).len();
-    assert_eq!(plain.unlock(&v, ALICE_UUID, &Password::for_tests("Wrong-1")).unwrap(), Attempt::Rejected);
+    assert_eq!(
+        plain
+            .unlock(&v, ALICE_UUID, &Password::for_tests("Wrong-1"))
+            .unwrap(),
+        Attempt::Rejected
+    );
     assert_eq!(failed_attempts(&dir), 1);
     let after: Vec<String> = calls(&dir)[n..].iter().map(|(_, a)| a.clone()).collect();
     assert_eq!(after.len(), 2, "{after:?}");
@@ -286,10 +402,22 @@ fn wrong_passphrase_messages_are_learned_on_the_canary() {
     // Rehearsed: the text was learned on the throwaway volume.
     let mut m = backend(&dir, "odd-messages", "");
     let r = m.rehearse().unwrap();
-    assert!(r.transcript.join("\n").contains("learned the message"), "{:?}", r.transcript);
-    assert_eq!(failed_attempts(&dir), 1, "the rehearsal spent a user attempt");
+    assert!(
+        r.transcript.join("\n").contains("learned the message"),
+        "{:?}",
+        r.transcript
+    );
+    assert_eq!(
+        failed_attempts(&dir),
+        1,
+        "the rehearsal spent a user attempt"
+    );
     let n = calls(&dir).len();
-    assert_eq!(m.unlock(&v, ALICE_UUID, &Password::for_tests("Wrong-2")).unwrap(), Attempt::Rejected);
+    assert_eq!(
+        m.unlock(&v, ALICE_UUID, &Password::for_tests("Wrong-2"))
+            .unwrap(),
+        Attempt::Rejected
+    );
     assert_eq!(calls(&dir).len(), n + 1);
     assert_eq!(failed_attempts(&dir), 2);
     // The right passphrase still unlocks.
@@ -323,11 +451,20 @@ fn ownership_off_is_reported_by_both_backends() {
     let (_t, dir) = mac("all-old");
     let p = dir.join("SimulatedMac.plist");
     let mut v = plist::Value::from_file(&p).unwrap();
-    for c in v.as_dictionary_mut().unwrap()["Containers"].as_array_mut().unwrap() {
-        for vol in c.as_dictionary_mut().unwrap()["Volumes"].as_array_mut().unwrap() {
+    for c in v.as_dictionary_mut().unwrap()["Containers"]
+        .as_array_mut()
+        .unwrap()
+    {
+        for vol in c.as_dictionary_mut().unwrap()["Volumes"]
+            .as_array_mut()
+            .unwrap()
+        {
             let d = vol.as_dictionary_mut().unwrap();
             if d["DeviceIdentifier"].as_string() == Some("disk3s5") {
-                d.insert("GlobalPermissionsEnabled".into(), plist::Value::Boolean(false));
+                d.insert(
+                    "GlobalPermissionsEnabled".into(),
+                    plist::Value::Boolean(false),
+                );
             }
         }
     }
@@ -352,9 +489,13 @@ fn the_preboot_check_finds_the_user() {
     let (_t, dir) = mac("fv-old-login-new");
     let mut m = backend(&dir, "", "");
     let vol = data_volume(&m);
-    assert_eq!(fvsync::diskutil::preboot_lists_user(&mut m, &vol, ALICE_UUID).unwrap(), Some(true));
     assert_eq!(
-        fvsync::diskutil::preboot_lists_user(&mut m, &vol, "0BADBEEF-0000-4000-8000-000000000000").unwrap(),
+        fvsync::diskutil::preboot_lists_user(&mut m, &vol, ALICE_UUID).unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        fvsync::diskutil::preboot_lists_user(&mut m, &vol, "0BADBEEF-0000-4000-8000-000000000000")
+            .unwrap(),
         Some(false)
     );
 }
@@ -376,5 +517,9 @@ fn listings_are_read_once_until_a_change() {
     assert!(root.ends_with("disk3s5"));
     let _ = m.files(&v).unwrap();
     let after: Vec<String> = calls(&dir)[n..].iter().map(|(_, a)| a.clone()).collect();
-    assert_eq!(after.iter().filter(|a| *a == "info -plist disk3s5").count(), 1, "{after:?}");
+    assert_eq!(
+        after.iter().filter(|a| *a == "info -plist disk3s5").count(),
+        1,
+        "{after:?}"
+    );
 }

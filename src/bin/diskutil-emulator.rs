@@ -366,7 +366,10 @@ fn strip_dev(s: &str) -> &str {
 fn hdiutil(state: &Path, mode: Option<&str>, args: &[String]) -> i32 {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     if mode == Some("broken") {
-        eprintln!("hdiutil: {}: failed - Operation not supported", a.first().unwrap_or(&""));
+        eprintln!(
+            "hdiutil: {}: failed - Operation not supported",
+            a.first().unwrap_or(&"")
+        );
         return 1;
     }
     let mut c = Canaries::load(state);
@@ -505,7 +508,11 @@ fn canary_verb(em: &Emu, c: &mut Canaries, a: &[&str]) -> Option<i32> {
             if let Some(v) = c.volume_mut(dev) {
                 d.insert("Encryption".into(), Value::Boolean(v.pass.is_some()));
                 d.insert("Locked".into(), Value::Boolean(v.locked));
-                let mp = if v.locked { String::new() } else { format!("/Volumes/{}", v.name) };
+                let mp = if v.locked {
+                    String::new()
+                } else {
+                    format!("/Volumes/{}", v.name)
+                };
                 d.insert("MountPoint".into(), mp.into());
                 d.insert("VolumeName".into(), v.name.clone().into());
             }
@@ -585,7 +592,10 @@ fn canary_containers(c: &Canaries) -> Vec<Value> {
             x.insert("DesignatedPhysicalStore".into(), d.dev.clone().into());
             let mut ps = Dictionary::new();
             ps.insert("DeviceIdentifier".into(), d.dev.clone().into());
-            x.insert("PhysicalStores".into(), Value::Array(vec![Value::Dictionary(ps)]));
+            x.insert(
+                "PhysicalStores".into(),
+                Value::Array(vec![Value::Dictionary(ps)]),
+            );
             let vols = k
                 .volumes
                 .iter()
@@ -614,7 +624,10 @@ fn corestorage(em: &Emu) -> i32 {
     } else {
         Vec::new()
     };
-    root.insert("CoreStorageLogicalVolumeGroups".into(), Value::Array(groups));
+    root.insert(
+        "CoreStorageLogicalVolumeGroups".into(),
+        Value::Array(groups),
+    );
     print_plist(Value::Dictionary(root));
     0
 }
@@ -931,7 +944,11 @@ fn secrets(em: &Emu, dev: &str, user: &str, flags: &[&str]) -> Secrets {
     let stdin_flags = match flags {
         ["-oldStdinpassphrase", "-newStdinpassphrase"] => true,
         [] => false,
-        _ => return Secrets::Fail(format!("Usage: diskutil apfs changePassphrase (emulator: {flags:?})")),
+        _ => {
+            return Secrets::Fail(format!(
+                "Usage: diskutil apfs changePassphrase (emulator: {flags:?})"
+            ))
+        }
     };
     match (em.framing(), stdin_flags) {
         ("none", _) => Secrets::Fail(
@@ -981,7 +998,8 @@ fn prompt_pair(dev: &str, user: &str) -> Secrets {
         .open("/dev/tty")
     else {
         return Secrets::Fail(
-            "Error changing passphrase: unable to read a passphrase interactively (no terminal)".into(),
+            "Error changing passphrase: unable to read a passphrase interactively (no terminal)"
+                .into(),
         );
     };
     let saved = tcgetattr(&tty).ok();
@@ -1012,7 +1030,9 @@ fn prompt_pair(dev: &str, user: &str) -> Secrets {
         let _ = writeln!(tty);
         Some(line)
     };
-    let old = ask("Old passphrase for user disk: ".replace("disk", user).as_str());
+    let old = ask("Old passphrase for user disk: "
+        .replace("disk", user)
+        .as_str());
     let new = ask("New passphrase: ");
     let again = ask("Repeat new passphrase: ");
     if let Some(t) = &saved {

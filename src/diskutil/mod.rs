@@ -250,11 +250,18 @@ impl DiskutilMac {
         let args = ["info", "-plist", dev];
         let bytes = self.plist(&args)?;
         let i = parse::info(&bytes).map_err(|e| self.parse_err(&args, e))?;
-        self.cache.borrow_mut().info.insert(dev.to_string(), i.clone());
+        self.cache
+            .borrow_mut()
+            .info
+            .insert(dev.to_string(), i.clone());
         Ok(i)
     }
 
-    fn attempt(&self, args: &[&str], pw: &Password) -> Result<(Output, std::result::Result<Attempt, String>)> {
+    fn attempt(
+        &self,
+        args: &[&str],
+        pw: &Password,
+    ) -> Result<(Output, std::result::Result<Attempt, String>)> {
         require_root()?;
         let out = self.runner.run(args, Some(pw.expose()))?;
         let c = classify_with(&out, &self.learned);
@@ -303,7 +310,11 @@ impl DiskutilMac {
         let args = ["apfs", "list", "-plist"];
         let bytes = self.plist(&args)?;
         let mut cs = parse::apfs_list(&bytes).map_err(|e| self.parse_err(&args, e))?;
-        if !cs.iter().flat_map(|c| &c.volumes).any(|v| v.has_role("Data")) {
+        if !cs
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .any(|v| v.has_role("Data"))
+        {
             self.refuse_corestorage()?;
         }
         let stores = parse::physical_stores(&bytes).unwrap_or_default();
@@ -320,7 +331,9 @@ impl DiskutilMac {
                 .iter()
                 .find(|(r, _, _)| *r == c.reference)
                 .and_then(|(_, d, s)| d.clone().or_else(|| s.first().cloned()));
-            c.internal = store.and_then(|s| self.info(&s).ok()).and_then(|i| i.internal);
+            c.internal = store
+                .and_then(|s| self.info(&s).ok())
+                .and_then(|i| i.internal);
             for v in &mut c.volumes {
                 v.group_uuid = groups
                     .iter()
@@ -407,7 +420,9 @@ fn read_preboot_list(root: &Path, vol: &Volume, user: &str) -> Result<Option<boo
             .and_then(plist::Value::into_dictionary)
             .ok_or_else(|| Error::malformed(&path, "not a dictionary"))?;
         let users = crate::formats::preboot::preboot_users_of(dict, &path)?;
-        return Ok(Some(users.iter().any(|u| u.uuid.eq_ignore_ascii_case(user))));
+        return Ok(Some(
+            users.iter().any(|u| u.uuid.eq_ignore_ascii_case(user)),
+        ));
     }
     Ok(None)
 }
@@ -548,7 +563,15 @@ impl Platform for DiskutilMac {
             .hint("run `fvsync selftest` first; if it cannot run, confirm going ahead unrehearsed with the recovery key at hand"));
         };
         require_root()?;
-        let r = rehearsal::change_with(&self.runner, framing, &vol.device, user, old.expose(), new.expose(), self.runner.timeout);
+        let r = rehearsal::change_with(
+            &self.runner,
+            framing,
+            &vol.device,
+            user,
+            old.expose(),
+            new.expose(),
+            self.runner.timeout,
+        );
         self.changed();
         let (args, out) = r?;
         let shown: Vec<&str> = args.iter().map(String::as_str).collect();

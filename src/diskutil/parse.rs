@@ -203,7 +203,9 @@ pub fn info(bytes: &[u8]) -> Result<Info, ParseError> {
 ///
 /// # Errors
 /// Not a plist, an error plist, or a key of the wrong type.
-pub fn physical_stores(bytes: &[u8]) -> Result<Vec<(String, Option<String>, Vec<String>)>, ParseError> {
+pub fn physical_stores(
+    bytes: &[u8],
+) -> Result<Vec<(String, Option<String>, Vec<String>)>, ParseError> {
     let d = root(bytes)?;
     let mut out = Vec::new();
     for c in array(&d, "Containers")? {
@@ -274,7 +276,10 @@ pub fn hdiutil_attach(bytes: &[u8]) -> Vec<(String, String)> {
 /// anything else.
 pub fn disk_name(s: &str) -> Option<String> {
     let s = s.strip_prefix("/dev/").unwrap_or(s);
-    let s = s.strip_prefix('r').filter(|r| r.starts_with("disk")).unwrap_or(s);
+    let s = s
+        .strip_prefix('r')
+        .filter(|r| r.starts_with("disk"))
+        .unwrap_or(s);
     let rest = s.strip_prefix("disk")?;
     let ok = rest.starts_with(|c: char| c.is_ascii_digit())
         && rest.chars().all(|c| c.is_ascii_digit() || c == 's')
@@ -382,10 +387,17 @@ mod tests {
         assert_eq!(e.len(), 4);
         assert_eq!(e[2].0, "disk5");
         let pl = plist("<dict><key>system-entities</key><array><dict><key>content-hint</key><string>GUID_partition_scheme</string><key>dev-entry</key><string>/dev/disk7</string></dict></array></dict>");
-        assert_eq!(hdiutil_attach(&pl), vec![("disk7".to_string(), "GUID_partition_scheme".to_string())]);
+        assert_eq!(
+            hdiutil_attach(&pl),
+            vec![("disk7".to_string(), "GUID_partition_scheme".to_string())]
+        );
         assert!(hdiutil_attach(b"hdiutil: attach failed - Resource busy").is_empty());
         assert_eq!(
-            created_device("Started APFS operation\nCreated new APFS Container disk5\nFinished APFS operation", "Container").as_deref(),
+            created_device(
+                "Started APFS operation\nCreated new APFS Container disk5\nFinished APFS operation",
+                "Container"
+            )
+            .as_deref(),
             Some("disk5")
         );
         assert_eq!(
@@ -397,7 +409,10 @@ mod tests {
             assert_eq!(disk_name(bad), None, "{bad}");
         }
         assert_eq!(disk_name("/dev/rdisk3s5").as_deref(), Some("disk3s5"));
-        assert_eq!(corestorage_groups(b"No CoreStorage logical volume groups found"), 0);
+        assert_eq!(
+            corestorage_groups(b"No CoreStorage logical volume groups found"),
+            0
+        );
         assert_eq!(corestorage_groups(&plist("<dict><key>CoreStorageLogicalVolumeGroups</key><array><string>U</string></array></dict>")), 1);
     }
 

@@ -187,7 +187,10 @@ impl Canary {
             let p = dir.path().to_path_buf();
             match dir.close() {
                 Ok(()) => log.note(format!("deleted {}", crate::text::quote_path(&p))),
-                Err(e) => log.note(format!("could not delete {}: {e}", crate::text::quote_path(&p))),
+                Err(e) => log.note(format!(
+                    "could not delete {}: {e}",
+                    crate::text::quote_path(&p)
+                )),
             }
         }
     }
@@ -200,12 +203,24 @@ impl Canary {
         } else {
             format!("fvsync-canary-{}", self.made)
         };
-        let a = args(&["apfs", "addVolume", &self.container, "APFS", &name, "-stdinpassphrase"]);
+        let a = args(&[
+            "apfs",
+            "addVolume",
+            &self.container,
+            "APFS",
+            &name,
+            "-stdinpassphrase",
+        ]);
         let av: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = self.d.run(&av, Some(pw.expose())).map_err(|e| e.message().to_string())?;
+        let out = self
+            .d
+            .run(&av, Some(pw.expose()))
+            .map_err(|e| e.message().to_string())?;
         log.cmd(&self.d, &a, &out);
         if out.status != 0 {
-            return Err("diskutil could not add an encrypted volume to the throwaway container".into());
+            return Err(
+                "diskutil could not add an encrypted volume to the throwaway container".into(),
+            );
         }
         let dev = parse::created_device(&out.text(), "Volume").or_else(|| {
             let la = args(&["apfs", "list", "-plist", &self.container]);
@@ -272,7 +287,10 @@ fn make_disk(h: &Runner, d: &Runner, log: &mut Log) -> std::result::Result<Canar
         let (a, o) = hdiutil::create_image(h, &file).map_err(|e| e.message().to_string())?;
         log.cmd(h, &a, &o);
         if o.status != 0 {
-            return Err("neither a RAM disk nor a disk image could be made (out of memory or space?)".into());
+            return Err(
+                "neither a RAM disk nor a disk image could be made (out of memory or space?)"
+                    .into(),
+            );
         }
         let (a, att) = hdiutil::attach_image(h, &file).map_err(|e| e.message().to_string())?;
         log.cmd(h, &a, &att.out);
@@ -288,12 +306,16 @@ fn make_disk(h: &Runner, d: &Runner, log: &mut Log) -> std::result::Result<Canar
             .unwrap_or_default()
             .into_iter()
             .find(|(_, des, stores)| {
-                des.iter().chain(stores).any(|s| *s == disk || s.starts_with(&format!("{disk}s")))
+                des.iter()
+                    .chain(stores)
+                    .any(|s| *s == disk || s.starts_with(&format!("{disk}s")))
             })
             .map(|(r, _, _)| r)
     };
     let la = args(&["apfs", "list", "-plist"]);
-    let list = d.run(&["apfs", "list", "-plist"], None).map_err(|e| e.message().to_string())?;
+    let list = d
+        .run(&["apfs", "list", "-plist"], None)
+        .map_err(|e| e.message().to_string())?;
     log.cmd(d, &la, &list);
     let container = match on_disk(&list) {
         Some(r) => r,
@@ -303,7 +325,9 @@ fn make_disk(h: &Runner, d: &Runner, log: &mut Log) -> std::result::Result<Canar
             let o = d.run(&av, None).map_err(|e| e.message().to_string())?;
             log.cmd(d, &a, &o);
             if o.status != 0 {
-                return Err("diskutil could not make an APFS container on the throwaway disk".into());
+                return Err(
+                    "diskutil could not make an APFS container on the throwaway disk".into(),
+                );
             }
             match parse::created_device(&o.text(), "Container") {
                 Some(r) => r,
@@ -510,7 +534,8 @@ fn judge(
             None => {
                 let p = throwaway(&format!("fresh{i}"))?;
                 s.log.secrets.push(p.expose().to_vec());
-                s.log.note("the last framing left the volume's passphrase unknown: a fresh volume");
+                s.log
+                    .note("the last framing left the volume's passphrase unknown: a fresh volume");
                 if let Err(why) = s.c.add_volume(&p, s.log) {
                     return Ok(failed(why, s.verify_ok, s.learned));
                 }
@@ -521,7 +546,15 @@ fn judge(
         s.log.secrets.push(next.expose().to_vec());
         s.log.note(format!("framing {}", framing.name()));
         let vol = s.c.volume.clone();
-        let changed = match change_with(&s.c.d, framing, &vol, "disk", old.expose(), next.expose(), timeout) {
+        let changed = match change_with(
+            &s.c.d,
+            framing,
+            &vol,
+            "disk",
+            old.expose(),
+            next.expose(),
+            timeout,
+        ) {
             Ok((a, out)) => {
                 s.log.cmd(&s.c.d, &a, &out);
                 out.status == 0
@@ -543,7 +576,11 @@ fn judge(
             s.log.note(format!(
                 "framing {} failed: diskutil {}, the new passphrase {}, the old one {}",
                 framing.name(),
-                if changed { "reported success" } else { "reported a failure" },
+                if changed {
+                    "reported success"
+                } else {
+                    "reported a failure"
+                },
                 said(new_ok),
                 said(old_ok)
             ));
@@ -557,8 +594,19 @@ fn judge(
         // A wrong old passphrase through the same framing: refused, nothing changed.
         let w2 = throwaway("wrong2")?;
         s.log.secrets.push(w2.expose().to_vec());
-        let cur_pw = cur.as_ref().map(|p| p.expose().to_vec()).unwrap_or_default();
-        let refused = match change_with(&s.c.d, framing, &vol, "disk", wrong.expose(), w2.expose(), timeout) {
+        let cur_pw = cur
+            .as_ref()
+            .map(|p| p.expose().to_vec())
+            .unwrap_or_default();
+        let refused = match change_with(
+            &s.c.d,
+            framing,
+            &vol,
+            "disk",
+            wrong.expose(),
+            w2.expose(),
+            timeout,
+        ) {
             Ok((a, out)) => {
                 s.log.cmd(&s.c.d, &a, &out);
                 s.learn(&out, "wrong old passphrase");
@@ -574,7 +622,11 @@ fn judge(
             s.log.note(format!(
                 "framing {} failed: a wrong old passphrase was {}",
                 framing.name(),
-                if refused { "refused, but the passphrase changed" } else { "not refused" }
+                if refused {
+                    "refused, but the passphrase changed"
+                } else {
+                    "not refused"
+                }
             ));
             continue;
         }
@@ -621,7 +673,11 @@ struct CacheFile {
 /// What identifies a program: its path, size and modification time.
 pub fn binary_id(path: &Path) -> Option<String> {
     let m = std::fs::metadata(path).ok()?;
-    let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let t = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     Some(format!(
         "{} ({} bytes, modified {}.{:09})",
         path.display(),
@@ -680,7 +736,8 @@ fn cache_key(mac: &DiskutilMac) -> String {
 fn cache_path(mac: &DiskutilMac, key: &str) -> PathBuf {
     use sha2::Digest;
     let h = hex::encode(sha2::Sha256::digest(key.as_bytes()));
-    mac.cache_dir.join(format!("fvsync-rehearsal-{}.json", &h[..16]))
+    mac.cache_dir
+        .join(format!("fvsync-rehearsal-{}.json", &h[..16]))
 }
 
 /// Reads the cache file only when it is a regular file owned by us, written

@@ -128,14 +128,24 @@ pub fn report(mac: &DiskutilMac, dir: &Path, redact: bool) -> Result<ReportSumma
     let mut files = Vec::new();
     let mut failures = Vec::new();
     let r = mac.runner();
-    let write = |name: &str, text: &str, red: &mut Redactor, files: &mut Vec<String>| -> Result<()> {
-        let body = if redact { drop_hints(&red.text(text)) } else { text.to_string() };
-        let p = dir.join(name);
-        std::fs::write(&p, body).map_err(|e| Error::io("write", &p, &e))?;
-        files.push(name.to_string());
-        Ok(())
-    };
-    let run = |args: &[&str], name: &str, red: &mut Redactor, files: &mut Vec<String>, failures: &mut Vec<String>| -> Result<Vec<u8>> {
+    let write =
+        |name: &str, text: &str, red: &mut Redactor, files: &mut Vec<String>| -> Result<()> {
+            let body = if redact {
+                drop_hints(&red.text(text))
+            } else {
+                text.to_string()
+            };
+            let p = dir.join(name);
+            std::fs::write(&p, body).map_err(|e| Error::io("write", &p, &e))?;
+            files.push(name.to_string());
+            Ok(())
+        };
+    let run = |args: &[&str],
+               name: &str,
+               red: &mut Redactor,
+               files: &mut Vec<String>,
+               failures: &mut Vec<String>|
+     -> Result<Vec<u8>> {
         match r.run(args, None) {
             Ok(o) => {
                 if o.status != 0 {
@@ -155,16 +165,50 @@ pub fn report(mac: &DiskutilMac, dir: &Path, redact: bool) -> Result<ReportSumma
             }
         }
     };
-    let list = run(&["apfs", "list", "-plist"], "diskutil-apfs-list.plist", &mut red, &mut files, &mut failures)?;
-    run(&["apfs", "list"], "diskutil-apfs-list.txt", &mut red, &mut files, &mut failures)?;
-    run(&["apfs", "listVolumeGroups", "-plist"], "diskutil-apfs-listVolumeGroups.plist", &mut red, &mut files, &mut failures)?;
-    run(&["apfs", "listVolumeGroups"], "diskutil-apfs-listVolumeGroups.txt", &mut red, &mut files, &mut failures)?;
+    let list = run(
+        &["apfs", "list", "-plist"],
+        "diskutil-apfs-list.plist",
+        &mut red,
+        &mut files,
+        &mut failures,
+    )?;
+    run(
+        &["apfs", "list"],
+        "diskutil-apfs-list.txt",
+        &mut red,
+        &mut files,
+        &mut failures,
+    )?;
+    run(
+        &["apfs", "listVolumeGroups", "-plist"],
+        "diskutil-apfs-listVolumeGroups.plist",
+        &mut red,
+        &mut files,
+        &mut failures,
+    )?;
+    run(
+        &["apfs", "listVolumeGroups"],
+        "diskutil-apfs-listVolumeGroups.txt",
+        &mut red,
+        &mut files,
+        &mut failures,
+    )?;
     let containers = parse::apfs_list(&list).unwrap_or_default();
     let stores = parse::physical_stores(&list).unwrap_or_default();
     for (_, des, st) in &stores {
-        for s in des.iter().chain(st).collect::<std::collections::BTreeSet<_>>() {
+        for s in des
+            .iter()
+            .chain(st)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
             if parse::disk_name(s).is_some() {
-                run(&["info", "-plist", s], &format!("diskutil-info-{s}.plist"), &mut red, &mut files, &mut failures)?;
+                run(
+                    &["info", "-plist", s],
+                    &format!("diskutil-info-{s}.plist"),
+                    &mut red,
+                    &mut files,
+                    &mut failures,
+                )?;
             }
         }
     }
@@ -173,11 +217,35 @@ pub fn report(mac: &DiskutilMac, dir: &Path, redact: bool) -> Result<ReportSumma
             continue;
         }
         let d = v.device.as_str();
-        run(&["info", "-plist", d], &format!("diskutil-info-{d}.plist"), &mut red, &mut files, &mut failures)?;
-        run(&["info", d], &format!("diskutil-info-{d}.txt"), &mut red, &mut files, &mut failures)?;
+        run(
+            &["info", "-plist", d],
+            &format!("diskutil-info-{d}.plist"),
+            &mut red,
+            &mut files,
+            &mut failures,
+        )?;
+        run(
+            &["info", d],
+            &format!("diskutil-info-{d}.txt"),
+            &mut red,
+            &mut files,
+            &mut failures,
+        )?;
         if v.has_role("Data") || v.encryption {
-            run(&["apfs", "listCryptoUsers", "-plist", d], &format!("diskutil-apfs-listCryptoUsers-{d}.plist"), &mut red, &mut files, &mut failures)?;
-            run(&["apfs", "listCryptoUsers", d], &format!("diskutil-apfs-listCryptoUsers-{d}.txt"), &mut red, &mut files, &mut failures)?;
+            run(
+                &["apfs", "listCryptoUsers", "-plist", d],
+                &format!("diskutil-apfs-listCryptoUsers-{d}.plist"),
+                &mut red,
+                &mut files,
+                &mut failures,
+            )?;
+            run(
+                &["apfs", "listCryptoUsers", d],
+                &format!("diskutil-apfs-listCryptoUsers-{d}.txt"),
+                &mut red,
+                &mut files,
+                &mut failures,
+            )?;
         }
     }
     let sys = mac.system();
@@ -192,10 +260,18 @@ pub fn report(mac: &DiskutilMac, dir: &Path, redact: bool) -> Result<ReportSumma
     });
     write("system.json", &format!("{info:#}\n"), &mut red, &mut files)?;
     if let Some(t) = super::rehearsal::cached_transcript(mac) {
-        write("rehearsal.txt", &(t.join("\n") + "\n"), &mut red, &mut files)?;
+        write(
+            "rehearsal.txt",
+            &(t.join("\n") + "\n"),
+            &mut red,
+            &mut files,
+        )?;
     }
     if files.is_empty() {
-        return Err(Error::new(ErrorKind::Failure, "the report has nothing in it"));
+        return Err(Error::new(
+            ErrorKind::Failure,
+            "the report has nothing in it",
+        ));
     }
     Ok(ReportSummary {
         dir: dir.to_path_buf(),
@@ -215,7 +291,9 @@ mod tests {
         let mut r = Redactor::default();
         let a = "DA7A0000-5A5A-4B4B-8C8C-0000000000A5";
         let b = "a11ce000-1d2e-4f3a-9b8c-0123456789ab";
-        let t = r.text(&format!("{a} {b} {a} EBC6C064-0000-11AA-AA11-00306543ECAC x{a}"));
+        let t = r.text(&format!(
+            "{a} {b} {a} EBC6C064-0000-11AA-AA11-00306543ECAC x{a}"
+        ));
         assert_eq!(
             t,
             "00000000-0000-0000-0000-000000000001 00000000-0000-0000-0000-000000000002 \
@@ -228,7 +306,9 @@ mod tests {
 
     #[test]
     fn hints_are_removed() {
-        let t = drop_hints("<key>PassphraseHint</key>\n<string>my dog</string>\nPassphrase Hint: my dog\n");
+        let t = drop_hints(
+            "<key>PassphraseHint</key>\n<string>my dog</string>\nPassphrase Hint: my dog\n",
+        );
         assert!(!t.contains("my dog"), "{t}");
     }
 }

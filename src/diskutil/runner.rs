@@ -64,7 +64,10 @@ impl Output {
             String::from_utf8_lossy(&self.stdout),
             String::from_utf8_lossy(&self.stderr)
         );
-        s.replace("\r\n", "\n").replace('\r', "\n").trim().to_string()
+        s.replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .trim()
+            .to_string()
     }
 }
 
@@ -192,7 +195,12 @@ impl Runner {
     /// The tool cannot be started, hangs past the timeout, is killed by a
     /// signal, or prints more than `MAX_OUTPUT`. A non-zero exit is not an
     /// error here: callers classify it.
-    pub fn run_for(&self, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+    pub fn run_for(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output> {
         let mut child = spawn::spawn(&self.path, args, ENV, stdin.is_some())
             .map_err(|e| self.start_error(&e))?;
         let writer = match (stdin, child.stdin.take()) {
@@ -370,7 +378,10 @@ impl Runner {
                     Error::new(ErrorKind::Failure, format!("pseudo-terminal: {e}"))
                 })?);
                 f.write_all(answer.expose()).map_err(|e| {
-                    Error::new(ErrorKind::Failure, format!("cannot answer {}: {e}", self.name))
+                    Error::new(
+                        ErrorKind::Failure,
+                        format!("cannot answer {}: {e}", self.name),
+                    )
                 })?;
                 answered += 1;
                 since_answer = 0;
@@ -467,14 +478,22 @@ mod tests {
             "echo starting; printf 'Old: ' >/dev/tty; read a </dev/tty; printf 'New: ' >/dev/tty; read b </dev/tty; echo got; [ \"$a\" = first ] && [ \"$b\" = second-✓ ] && echo match",
         );
         let o = r
-            .run_pty(&["x"], b"first", "second-✓".as_bytes(), Duration::from_secs(20))
+            .run_pty(
+                &["x"],
+                b"first",
+                "second-✓".as_bytes(),
+                Duration::from_secs(20),
+            )
             .unwrap();
         let text = o.text();
         assert_eq!(o.status, 0, "{text}");
         assert!(text.contains("starting"), "{text}");
         assert!(text.contains("got"), "{text}");
         assert!(text.contains("match"), "{text}");
-        assert!(!text.contains("first") && !text.contains("second"), "{text}");
+        assert!(
+            !text.contains("first") && !text.contains("second"),
+            "{text}"
+        );
     }
 
     #[test]

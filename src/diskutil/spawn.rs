@@ -84,7 +84,10 @@ fn cstrings<'a>(items: impl Iterator<Item = &'a [u8]>) -> std::io::Result<Vec<CS
     items
         .map(|b| {
             CString::new(b.to_vec()).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL byte in an argument")
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a NUL byte in an argument",
+                )
             })
         })
         .collect()
@@ -95,7 +98,12 @@ fn attr() -> std::io::Result<PosixSpawnAttr> {
     // SIGPIPE is ignored in a Rust program and an ignored signal stays ignored
     // across exec: give the child the defaults, and an empty signal mask.
     let mut def = SigSet::empty();
-    for s in [Signal::SIGPIPE, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+    ] {
         def.add(s);
     }
     a.set_sigdefault(&def)?;
