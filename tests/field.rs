@@ -41,9 +41,9 @@ fn dict(bytes: &[u8]) -> plist::Dictionary {
 /// Keys in `real` among `keys` must be in `emu` with the same type.
 fn same_keys(what: &str, real: &plist::Dictionary, emu: &plist::Dictionary, keys: &[&str]) {
     for k in keys {
-        if let Some(r) = real.get(*k) {
+        if let Some(r) = real.get(k) {
             let e = emu
-                .get(*k)
+                .get(k)
                 .unwrap_or_else(|| panic!("{what}: the emulator lacks `{k}`"));
             assert_eq!(kind(r), kind(e), "{what}: `{k}` has another type");
         }

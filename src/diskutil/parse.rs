@@ -197,15 +197,17 @@ pub fn info(bytes: &[u8]) -> Result<Info, ParseError> {
     })
 }
 
+/// A container's physical stores: (container reference,
+/// `DesignatedPhysicalStore`, every `PhysicalStores[].DeviceIdentifier`).
+pub type Stores = (String, Option<String>, Vec<String>);
+
 /// The physical stores of each container in `diskutil apfs list -plist`:
 /// (container reference, `DesignatedPhysicalStore`, every
 /// `PhysicalStores[].DeviceIdentifier`).
 ///
 /// # Errors
 /// Not a plist, an error plist, or a key of the wrong type.
-pub fn physical_stores(
-    bytes: &[u8],
-) -> Result<Vec<(String, Option<String>, Vec<String>)>, ParseError> {
+pub fn physical_stores(bytes: &[u8]) -> Result<Vec<Stores>, ParseError> {
     let d = root(bytes)?;
     let mut out = Vec::new();
     for c in array(&d, "Containers")? {
