@@ -245,6 +245,9 @@ fn platform(cli: &Cli) -> Result<Box<dyn Platform>> {
             cli.diskutil
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(crate::diskutil::runner::DISKUTIL)),
+            cli.hdiutil
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::diskutil::runner::HDIUTIL)),
             std::time::Duration::from_secs(cli.diskutil_timeout.max(1)),
         ))),
     }

@@ -71,7 +71,8 @@ pub struct Container {
     pub uuid: String,
     /// Its volumes.
     pub volumes: Vec<Volume>,
-    /// Whether it is on an internal disk (`None`: unknown).
+    /// On the Mac's internal storage (`diskutil info -plist` of its physical
+    /// store: `Internal`); `None` when not known.
     pub internal: Option<bool>,
 }
 

@@ -70,14 +70,22 @@ fn diskutil_sees_a_fixed_environment_and_no_secret() {
     for line in calls.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let env = v["env"].as_object().unwrap();
-        // The wrapper script's /bin/sh adds PWD itself; fvsync passes only these three.
+        // fvsync passes exactly these (a shell wrapper would add PWD itself).
         let keys: Vec<&str> = env
             .keys()
             .map(String::as_str)
             .filter(|k| *k != "PWD")
             .collect();
-        assert_eq!(keys, ["LANG", "LC_ALL", "PATH"], "diskutil saw {keys:?}");
-        assert_eq!(env["LC_ALL"], "C");
+        assert_eq!(
+            keys,
+            ["HOME", "LANG", "LC_ALL", "PATH", "__CF_USER_TEXT_ENCODING"],
+            "diskutil saw {keys:?}"
+        );
+        assert_eq!(env["LC_ALL"], "en_US.UTF-8");
+        assert_eq!(env["LANG"], "en_US.UTF-8");
+        assert_eq!(env["__CF_USER_TEXT_ENCODING"], "0x0:0x8000100:0x8000100");
+        assert_eq!(env["HOME"], "/var/root");
+        assert_eq!(env["PATH"], "/usr/bin:/bin:/usr/sbin:/sbin");
         let argv: Vec<&str> = v["argv"]
             .as_array()
             .unwrap()
@@ -145,4 +153,79 @@ fn a_done_journal_of_another_old_does_not_put_new_first() {
     assert!(!fv_accepts(&dir, ALICE_UUID, NEW));
     assert_eq!(login_accepts(&dir, "alice", third), (true, true));
     assert!(keychain_accepts(&dir, "alice", third));
+}
+
+/// The diskutil calls of a log that touch the Mac's own volumes (not hdiutil,
+/// not the rehearsal's throwaway disks, disk100 and up, nor anything the
+/// rehearsal runs between attaching and detaching them).
+fn mac_calls(dir: &std::path::Path) -> Vec<String> {
+    let mut rehearsing = false;
+    emulator_calls(dir)
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            if v["tool"].as_str() == Some("hdiutil") {
+                let verb = v["argv"][0].as_str().unwrap_or("");
+                if verb == "attach" {
+                    rehearsing = true;
+                } else if verb == "detach" {
+                    rehearsing = false;
+                }
+                return None;
+            }
+            if rehearsing {
+                return None;
+            }
+            let argv: Vec<String> = v["argv"]
+                .as_array()?
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect();
+            let canary = argv.iter().any(|a| {
+                let d = a.trim_start_matches("/dev/");
+                d.strip_prefix("disk")
+                    .and_then(|r| r.split('s').next())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n >= 100)
+            });
+            (!canary).then(|| argv.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn the_seed_case_reads_each_listing_once() {
+    // fv-old-login-new: FileVault takes OLD, the login NEW. Before the listing
+    // cache this made 21 diskutil calls; the target is at most 10.
+    let (_t, dir) = mac("fv-old-login-new");
+    let v = reconcile_in_session(&dir, OLD, NEW);
+    assert_eq!(v["filevault_attempts"]["failed"], 0, "{v}");
+    let calls = mac_calls(&dir);
+    assert!(calls.len() <= 10, "{} calls: {calls:#?}", calls.len());
+    for verb in ["apfs list -plist", "apfs listVolumeGroups -plist"] {
+        assert_eq!(calls.iter().filter(|c| *c == verb).count(), 1, "{calls:#?}");
+    }
+    assert!(fv_accepts(&dir, ALICE_UUID, NEW));
+}
+
+#[test]
+fn diskutil_error_prose_is_read_from_stdout() {
+    // The emulator prints diskutil's messages on stdout, as real diskutil
+    // does: a wrong password must still be recognised as a rejected attempt.
+    let (_t, dir) = mac("all-old");
+    let w = dir.parent().unwrap().join("diskutil");
+    let o = run(
+        &[
+            "--diskutil",
+            w.to_str().unwrap(),
+            "--json",
+            "diagnose",
+            "--user",
+            "alice",
+            "--password-stdin",
+        ],
+        "Wrong-1\nWrong-2\n",
+    );
+    assert_eq!(o.code, Some(4), "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(failed_attempts(&dir), 2);
 }

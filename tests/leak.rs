@@ -123,8 +123,14 @@ fn flows(diskutil: bool) {
     let (t, dir) = mac("all-old");
     use_markers(&dir);
     let wrapper = dir.parent().unwrap().join("diskutil");
+    let hdiutil = dir.parent().unwrap().join("hdiutil");
     let base: Vec<&str> = if diskutil {
-        vec!["--diskutil", wrapper.to_str().unwrap()]
+        vec![
+            "--diskutil",
+            wrapper.to_str().unwrap(),
+            "--hdiutil",
+            hdiutil.to_str().unwrap(),
+        ]
     } else {
         vec!["--simulate", dir.to_str().unwrap()]
     };

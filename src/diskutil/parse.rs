@@ -166,6 +166,10 @@ pub struct Info {
     pub writable: bool,
     /// `GlobalPermissionsEnabled`: file ownership honoured (absent: assumed on).
     pub ownership: bool,
+    /// `Internal`: on the Mac's internal storage, when said.
+    pub internal: Option<bool>,
+    /// `Encryption`.
+    pub encryption: bool,
 }
 
 /// `diskutil info -plist <device>`.
@@ -185,7 +189,120 @@ pub fn info(bytes: &[u8]) -> Result<Info, ParseError> {
             None => true,
             Some(_) => flag(&d, "GlobalPermissionsEnabled")?,
         },
+        internal: match d.get("Internal") {
+            None => None,
+            Some(_) => Some(flag(&d, "Internal")?),
+        },
+        encryption: flag(&d, "Encryption")?,
     })
+}
+
+/// A container's physical stores: (container reference,
+/// `DesignatedPhysicalStore`, every `PhysicalStores[].DeviceIdentifier`).
+pub type Stores = (String, Option<String>, Vec<String>);
+
+/// The physical stores of each container in `diskutil apfs list -plist`:
+/// (container reference, `DesignatedPhysicalStore`, every
+/// `PhysicalStores[].DeviceIdentifier`).
+///
+/// # Errors
+/// Not a plist, an error plist, or a key of the wrong type.
+pub fn physical_stores(bytes: &[u8]) -> Result<Vec<Stores>, ParseError> {
+    let d = root(bytes)?;
+    let mut out = Vec::new();
+    for c in array(&d, "Containers")? {
+        let c = c.as_dictionary().ok_or(ParseError::Key("Containers"))?;
+        let stores = array(c, "PhysicalStores")?
+            .iter()
+            .map(|p| {
+                p.as_dictionary()
+                    .ok_or(ParseError::Key("PhysicalStores"))
+                    .and_then(|p| string(p, "DeviceIdentifier"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((
+            string(c, "ContainerReference")?,
+            opt_string(c, "DesignatedPhysicalStore")?,
+            stores,
+        ));
+    }
+    Ok(out)
+}
+
+/// How many CoreStorage logical volume groups `diskutil coreStorage list
+/// -plist` lists (`CoreStorageLogicalVolumeGroups`); 0 when the output says
+/// none or is not a plist (newer systems may lack the verb).
+pub fn corestorage_groups(bytes: &[u8]) -> usize {
+    root(bytes)
+        .ok()
+        .and_then(|d| {
+            d.get("CoreStorageLogicalVolumeGroups")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+        })
+        .unwrap_or(0)
+}
+
+/// The `/dev/diskN...` entries `hdiutil attach` printed: from its `-plist`
+/// form (`system-entities[].dev-entry`, `content-hint`) or, failing that, its
+/// text form (the /dev node, a tab, a content hint, a tab, a mount point),
+/// stable since Mac OS X 10.0 (hdiutil(1)). Identifiers without `/dev/`.
+pub fn hdiutil_attach(bytes: &[u8]) -> Vec<(String, String)> {
+    if let Ok(d) = root(bytes) {
+        if let Some(es) = d.get("system-entities").and_then(Value::as_array) {
+            return es
+                .iter()
+                .filter_map(Value::as_dictionary)
+                .filter_map(|e| {
+                    let dev = e.get("dev-entry").and_then(Value::as_string)?;
+                    let hint = e
+                        .get("content-hint")
+                        .and_then(Value::as_string)
+                        .unwrap_or("");
+                    Some((disk_name(dev)?, hint.to_string()))
+                })
+                .collect();
+        }
+    }
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split('\t');
+            let dev = disk_name(parts.next()?.trim())?;
+            Some((dev, parts.next().unwrap_or("").trim().to_string()))
+        })
+        .collect()
+}
+
+/// `diskN` or `diskNsM...` from `/dev/diskN...` or `diskN...`; `None` for
+/// anything else.
+pub fn disk_name(s: &str) -> Option<String> {
+    let s = s.strip_prefix("/dev/").unwrap_or(s);
+    let s = s
+        .strip_prefix('r')
+        .filter(|r| r.starts_with("disk"))
+        .unwrap_or(s);
+    let rest = s.strip_prefix("disk")?;
+    let ok = rest.starts_with(|c: char| c.is_ascii_digit())
+        && rest.chars().all(|c| c.is_ascii_digit() || c == 's')
+        && !rest.ends_with('s')
+        && !rest.contains("ss")
+        && s.len() <= 32;
+    ok.then(|| s.to_string())
+}
+
+/// The device a `createContainer` or `addVolume` reported creating: the last
+/// disk identifier on a line that says `Created` and `what` (e.g.
+/// "Created new APFS Container disk5").
+pub fn created_device(text: &str, what: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| l.contains("Created") && l.contains(what))
+        .flat_map(|l| {
+            l.split(|c: char| c.is_whitespace() || c == ',' || c == '"' || c == '\'')
+                .filter_map(disk_name)
+                .collect::<Vec<_>>()
+        })
+        .last()
 }
 
 /// `diskutil apfs listCryptoUsers -plist <volume>`.
@@ -259,6 +376,46 @@ mod tests {
     fn plist(body: &str) -> Vec<u8> {
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\">{body}</plist>")
             .into_bytes()
+    }
+
+    #[test]
+    fn hdiutil_and_created_devices() {
+        assert_eq!(
+            hdiutil_attach(b"/dev/disk4          \t                               \t\n"),
+            vec![("disk4".to_string(), String::new())]
+        );
+        let img = b"/dev/disk4\tGUID_partition_scheme\t\n/dev/disk4s1\tApple_APFS\t\n/dev/disk5\tEF57347C-0000-11AA-AA11-0030654\t\n/dev/disk5s1\t41504653-0000-11AA-AA11-0030654\t/Volumes/x\n";
+        let e = hdiutil_attach(img);
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[2].0, "disk5");
+        let pl = plist("<dict><key>system-entities</key><array><dict><key>content-hint</key><string>GUID_partition_scheme</string><key>dev-entry</key><string>/dev/disk7</string></dict></array></dict>");
+        assert_eq!(
+            hdiutil_attach(&pl),
+            vec![("disk7".to_string(), "GUID_partition_scheme".to_string())]
+        );
+        assert!(hdiutil_attach(b"hdiutil: attach failed - Resource busy").is_empty());
+        assert_eq!(
+            created_device(
+                "Started APFS operation\nCreated new APFS Container disk5\nFinished APFS operation",
+                "Container"
+            )
+            .as_deref(),
+            Some("disk5")
+        );
+        assert_eq!(
+            created_device("Created new APFS Volume disk5s1", "Volume").as_deref(),
+            Some("disk5s1")
+        );
+        assert_eq!(created_device("nothing here", "Volume"), None);
+        for bad in ["disk", "disks1", "disk1s", "disk1ss2", "/dev/sda", "disk1x"] {
+            assert_eq!(disk_name(bad), None, "{bad}");
+        }
+        assert_eq!(disk_name("/dev/rdisk3s5").as_deref(), Some("disk3s5"));
+        assert_eq!(
+            corestorage_groups(b"No CoreStorage logical volume groups found"),
+            0
+        );
+        assert_eq!(corestorage_groups(&plist("<dict><key>CoreStorageLogicalVolumeGroups</key><array><string>U</string></array></dict>")), 1);
     }
 
     #[test]

@@ -568,8 +568,9 @@ impl Platform for SimMac {
             .containers
             .iter()
             .enumerate()
-            .map(|(ci, c)| Container {
-                internal: Some(ci == 0),
+            .map(|(i, c)| Container {
+                // The first container models the internal disk, others external ones.
+                internal: Some(i == 0),
                 reference: c.reference.clone(),
                 uuid: c.uuid.clone(),
                 volumes: c

@@ -111,6 +111,9 @@ pub fn mac(scenario: &str) -> (tempfile::TempDir, PathBuf) {
         // `<tmp>/emu` from the link's own path. Running a script written a moment
         // ago can fail with ETXTBSY while another test thread forks.
         std::os::unix::fs::symlink(emu, t.path().join("diskutil")).unwrap();
+        // The emulated hdiutil (the rehearsal's throwaway volume), the same
+        // program under another name.
+        std::os::unix::fs::symlink(emu, t.path().join("hdiutil")).unwrap();
     }
     (t, dir)
 }
@@ -127,8 +130,14 @@ pub fn cmd(dir: &Path, args: &[&str], passwords: &[&str]) -> Out {
 
 pub fn cmd_env(dir: &Path, args: &[&str], passwords: &[&str], env: &[(&str, &str)]) -> Out {
     let wrapper = dir.parent().unwrap().join("diskutil");
+    let hdiutil = dir.parent().unwrap().join("hdiutil");
     let mut a = if diskutil_mode() {
-        vec!["--diskutil", wrapper.to_str().unwrap()]
+        vec![
+            "--diskutil",
+            wrapper.to_str().unwrap(),
+            "--hdiutil",
+            hdiutil.to_str().unwrap(),
+        ]
     } else {
         vec!["--simulate", dir.to_str().unwrap()]
     };
@@ -203,7 +212,13 @@ pub fn reconcile_through(
     new: &str,
     env: &[(&str, &str)],
 ) -> Out {
-    let mut args = vec!["--diskutil", diskutil.to_str().unwrap()];
+    let hdiutil = diskutil.parent().unwrap().join("hdiutil");
+    let mut args = vec![
+        "--diskutil",
+        diskutil.to_str().unwrap(),
+        "--hdiutil",
+        hdiutil.to_str().unwrap(),
+    ];
     args.extend_from_slice(RECONCILE);
     args.extend_from_slice(extra);
     run_env(&args, &format!("{old}\n{new}\n"), env)
