@@ -207,6 +207,22 @@ pub enum Command {
         after_help = "The backups of a run that did not finish are kept.\n\nExamples:\n  fvsync purge --user alice --dry-run\n  fvsync purge --user alice\n\nExit: 0 done, 5 refused, 9 cancelled."
     )]
     Purge(PurgeArgs),
+    /// Rehearse a passphrase change on a throwaway volume, and say what works here.
+    #[command(
+        after_help = "Creates a small RAM disk (or disk image) with its own throwaway passphrase, tries\nhow diskutil takes two passphrases, checks the result, and deletes it. The Mac's\nown volumes are not touched and no FileVault attempt of theirs is spent.\n\nExamples:\n  fvsync selftest\n  fvsync --json selftest\n\nExit: 0 passed (or not needed), 5 failed or could not run."
+    )]
+    Selftest,
+    /// Write what fvsync reads from this Mac's diskutil (no secret) into DIR, for a pilot report.
+    #[command(
+        after_help = "Every read-only diskutil output fvsync uses, the OS version and build, the machine\ntype and the rehearsal's transcript. UUIDs are replaced by placeholders unless\n--no-redact.\n\nExamples:\n  fvsync report /Volumes/STICK/fvsync-report\n\nExit: 0 written, 1 the folder cannot be written, 5 on a simulated Mac."
+    )]
+    Report {
+        /// The folder to write (created).
+        dir: PathBuf,
+        /// Keep the volumes' and users' UUIDs as they are.
+        #[arg(long)]
+        no_redact: bool,
+    },
     /// Create and list simulated Macs.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -236,6 +252,18 @@ pub enum SimCommand {
     },
     /// List the scenarios.
     Scenarios,
+}
+
+fn diskutil_mac(cli: &Cli) -> crate::diskutil::DiskutilMac {
+    crate::diskutil::DiskutilMac::new(
+        cli.diskutil
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::diskutil::runner::DISKUTIL)),
+        cli.hdiutil
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::diskutil::runner::HDIUTIL)),
+        std::time::Duration::from_secs(cli.diskutil_timeout.max(1)),
+    )
 }
 
 fn platform(cli: &Cli) -> Result<Box<dyn Platform>> {
@@ -375,6 +403,48 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
             } else {
                 ui.raw(RUNBOOK);
             }
+            Ok(0)
+        }
+        Command::Selftest => {
+            let (source, system, rehearsal) = match &cli.simulate {
+                Some(dir) => {
+                    let mut p = crate::sim::SimMac::open(dir)?;
+                    (p.description(), p.system(), p.rehearse()?)
+                }
+                None => {
+                    let mut m = diskutil_mac(&cli);
+                    let r = crate::diskutil::rehearsal::selftest(&mut m);
+                    (m.description(), m.system(), r)
+                }
+            };
+            use crate::platform::RehearsalOutcome;
+            let exit_code = match rehearsal.outcome {
+                RehearsalOutcome::NotNeeded | RehearsalOutcome::Passed { .. } => 0,
+                _ => crate::error::Exit::Refused.code(),
+            };
+            ui.show(&crate::engine::report::Selftest {
+                version: crate::engine::report::VERSION,
+                source,
+                system,
+                rehearsal,
+                exit_code,
+            });
+            Ok(exit_code)
+        }
+        Command::Report { dir, no_redact } => {
+            if cli.simulate.is_some() {
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::Refused,
+                    "`fvsync report` describes a real Mac's diskutil; a simulated Mac has nothing to report",
+                ));
+            }
+            let m = diskutil_mac(&cli);
+            let summary = crate::diskutil::report::report(&m, dir, !*no_redact)?;
+            ui.show(&crate::engine::report::Pilot {
+                version: crate::engine::report::VERSION,
+                source: m.description(),
+                report: summary,
+            });
             Ok(0)
         }
         Command::Volumes => {

@@ -161,7 +161,8 @@ pub enum RehearsalOutcome {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Rehearsal {
-    /// The verdict.
+    /// The verdict (`outcome` and its fields, flattened).
+    #[serde(flatten)]
     pub outcome: RehearsalOutcome,
     /// The commands run and what each showed.
     pub transcript: Vec<String>,

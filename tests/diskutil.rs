@@ -229,3 +229,84 @@ fn diskutil_error_prose_is_read_from_stdout() {
     assert_eq!(o.code, Some(4), "{}\n{}", o.stdout, o.stderr);
     assert_eq!(failed_attempts(&dir), 2);
 }
+
+#[test]
+fn selftest_and_report_commands() {
+    let (t, dir) = mac("fv-old-login-new");
+    let d = t.path().join("diskutil");
+    let h = t.path().join("hdiutil");
+    let session = t.path().join("session-tmp");
+    std::fs::create_dir_all(&session).unwrap();
+    let env = [("TMPDIR", session.to_str().unwrap())];
+    let before = disk_tree(&dir);
+    // The rehearsal passes with the emulated diskutil's default framing.
+    let o = run_env(
+        &[
+            "--json",
+            "--diskutil",
+            d.to_str().unwrap(),
+            "--hdiutil",
+            h.to_str().unwrap(),
+            "selftest",
+        ],
+        "",
+        &env,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["rehearsal"]["outcome"], "passed", "{v}");
+    assert_eq!(v["rehearsal"]["framing"], "stdin-lines", "{v}");
+    assert!(!v["rehearsal"]["transcript"].as_array().unwrap().is_empty());
+    // Without hdiutil it cannot run: exit 5, and it says why.
+    let o = run_env(
+        &[
+            "--json",
+            "--diskutil",
+            d.to_str().unwrap(),
+            "--hdiutil",
+            "/nonexistent/hdiutil",
+            "selftest",
+        ],
+        "",
+        &env,
+    );
+    assert_eq!(o.code, Some(5), "{}", o.stderr);
+    assert_eq!(json(&o)["rehearsal"]["outcome"], "unavailable");
+    // On a simulated Mac it is not needed.
+    let o = run(
+        &["--json", "--simulate", dir.to_str().unwrap(), "selftest"],
+        "",
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(json(&o)["rehearsal"]["outcome"], "not-needed");
+    // A pilot's report: diskutil's outputs with the UUIDs redacted.
+    let out = t.path().join("report");
+    let o = run_env(
+        &[
+            "--json",
+            "--diskutil",
+            d.to_str().unwrap(),
+            "report",
+            out.to_str().unwrap(),
+        ],
+        "",
+        &env,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v = json(&o);
+    assert!(v["report"]["redacted"].as_bool().unwrap());
+    let mut all = String::new();
+    for f in v["report"]["files"].as_array().unwrap() {
+        all.push_str(&std::fs::read_to_string(out.join(f.as_str().unwrap())).unwrap_or_default());
+    }
+    assert!(
+        all.contains("disk3s5"),
+        "the report holds diskutil's outputs"
+    );
+    assert!(
+        !all.contains(DATA_UUID) && !all.contains(ALICE_UUID),
+        "a UUID was not redacted"
+    );
+    // Nothing of the Mac changed.
+    assert_eq!(disk_tree(&dir), before);
+}

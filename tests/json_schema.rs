@@ -597,6 +597,8 @@ fn every_schema_file_is_known_and_valid() {
         "sim-create",
         "purge",
         "runbook",
+        "selftest",
+        "report",
     ];
     let mut found: Vec<String> = std::fs::read_dir(schema_dir())
         .unwrap()

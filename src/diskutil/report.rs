@@ -16,6 +16,8 @@ use crate::platform::Platform;
 
 /// What a report wrote.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct ReportSummary {
     /// The folder.
     pub dir: PathBuf,

@@ -399,6 +399,36 @@ pub struct ErrorDoc {
     pub exit_code: u8,
 }
 
+/// `fvsync selftest`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct Selftest {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// What fvsync looked at.
+    pub source: String,
+    /// The system (OS version and build, machine, diskutil).
+    pub system: crate::platform::SystemInfo,
+    /// The rehearsal's verdict and transcript.
+    pub rehearsal: Rehearsal,
+    /// The exit code.
+    pub exit_code: u8,
+}
+
+/// `fvsync report DIR`.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+pub struct Pilot {
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// What fvsync looked at.
+    pub source: String,
+    /// What was written.
+    pub report: crate::diskutil::report::ReportSummary,
+}
+
 /// The JSON Schema of every `--json` document, by file name under
 /// `docs/schema/` (generated from these types: `make schemas` writes them, a
 /// test checks the committed files are what the types say).
@@ -437,6 +467,8 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         one::<SimScenarios>("sim-scenarios"),
         one::<SimCreate>("sim-create"),
         one::<Runbook>("runbook"),
+        one::<Selftest>("selftest"),
+        one::<Pilot>("report"),
         one::<ErrorDoc>("error"),
     ]
 }

@@ -272,3 +272,67 @@ impl Render for report::Purge {
         }
     }
 }
+
+impl Render for report::Selftest {
+    fn text(&self, ui: &mut Ui) {
+        use crate::platform::RehearsalOutcome;
+        ui.heading(&format!("fvsync selftest: {}", self.source));
+        let sys = &self.system;
+        for (k, v) in [
+            ("system", &sys.os),
+            ("machine", &sys.machine),
+            ("diskutil", &sys.diskutil),
+        ] {
+            if let Some(v) = v {
+                ui.para(&format!("{k}: {}", escape(v)));
+            }
+        }
+        ui.line("");
+        for t in &self.rehearsal.transcript {
+            ui.para_indent(&escape(t), "  ", "    ");
+        }
+        ui.line("");
+        ui.para(&match &self.rehearsal.outcome {
+            RehearsalOutcome::NotNeeded => {
+                "Not needed here: a simulated Mac takes passphrases in memory.".to_string()
+            }
+            RehearsalOutcome::Passed { framing, cached } => format!(
+                "Passed: passphrase changes will use the {framing} framing{}.",
+                if *cached { " (this Recovery session's earlier rehearsal)" } else { "" }
+            ),
+            RehearsalOutcome::Unavailable { why } => format!(
+                "Could not run: {}. A reconcile then asks to go ahead without it (have the recovery key at hand).",
+                escape(why)
+            ),
+            RehearsalOutcome::Failed { why } => format!(
+                "Failed: {}. fvsync will not change a FileVault passphrase on this Mac; use Apple's \
+                 `resetpassword`, and send `fvsync report DIR` to the maintainers.",
+                escape(why)
+            ),
+        });
+    }
+}
+
+impl Render for report::Pilot {
+    fn text(&self, ui: &mut Ui) {
+        let r = &self.report;
+        ui.para(&format!(
+            "Wrote {} files to {}{}.",
+            r.files.len(),
+            crate::text::quote_path(&r.dir),
+            if r.redacted {
+                format!(" ({} UUIDs replaced by placeholders)", r.uuids_replaced)
+            } else {
+                " (UUIDs kept: --no-redact)".to_string()
+            }
+        ));
+        for f in &r.failures {
+            ui.para_indent(
+                &format!("failed (its output is kept): {}", escape(f)),
+                "  ",
+                "    ",
+            );
+        }
+        ui.para("No password or key is in it. Send the folder to the fvsync maintainers (docs/diskutil.md).");
+    }
+}
