@@ -358,9 +358,9 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
                 };
                 ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
             } else {
-                let rows: Vec<Vec<String>> = crate::sim::scenarios::SCENARIOS
+                let rows: Vec<Vec<crate::output::Cell>> = crate::sim::scenarios::SCENARIOS
                     .iter()
-                    .map(|s| vec![s.name.to_string(), s.summary.to_string()])
+                    .map(|s| vec![s.name.into(), s.summary.into()])
                     .collect();
                 ui.table(&["scenario", "what it models"], &rows);
             }

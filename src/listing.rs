@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::formats::record::{self, UserRecord};
-use crate::output::Ui;
+use crate::output::{Cell, Ui};
 use crate::platform::Platform;
 use crate::text::escape;
 
@@ -21,22 +21,29 @@ pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
     for c in &containers {
         for v in &c.volumes {
             let n = p.crypto_users(v)?.len();
-            rows.push(vec![
-                v.device.clone(),
-                escape(&v.name),
+            let row: Vec<Cell> = vec![
+                v.device.clone().into(),
+                format!(
+                    "{}{}",
+                    v.name,
+                    if c.internal == Some(false) {
+                        " (external)"
+                    } else {
+                        ""
+                    }
+                )
+                .into(),
                 if v.roles.is_empty() {
                     "-".into()
                 } else {
-                    v.roles.join(",")
+                    v.roles.join(",").into()
                 },
                 yes_no(v.filevault).into(),
                 yes_no(v.locked).into(),
-                v.mount_point
-                    .as_deref()
-                    .map(escape)
-                    .unwrap_or_else(|| "-".into()),
-                n.to_string(),
-            ]);
+                v.mount_point.clone().unwrap_or_else(|| "-".into()).into(),
+                n.to_string().into(),
+            ];
+            rows.push(row);
             js.push(VolumeItem {
                 container: c.reference.clone(),
                 container_uuid: c.uuid.clone(),
@@ -278,13 +285,13 @@ pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool)
         };
         if v.locked {
             // Only what the Preboot list tells: a narrow table for an 80-column Terminal.
-            let rows: Vec<Vec<String>> = list
+            let rows: Vec<Vec<Cell>> = list
                 .iter()
                 .map(|u| {
                     vec![
-                        format!("  {}", escape(&u.name)),
-                        escape(u.real_name.as_deref().unwrap_or("")),
-                        u.generated_uid.clone().unwrap_or_else(|| "?".into()),
+                        format!("  {}", u.name).into(),
+                        u.real_name.clone().unwrap_or_default().into(),
+                        u.generated_uid.clone().unwrap_or_else(|| "?".into()).into(),
                         yes_no(u.filevault_user).into(),
                     ]
                 })
@@ -292,42 +299,60 @@ pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool)
             ui.table(&["  user", "name", "GeneratedUID", "FileVault"], &rows);
             continue;
         }
-        let rows: Vec<Vec<String>> = list
+        // Fits 80 columns; the GeneratedUID, hash schemes and when the password
+        // was set come with --verbose.
+        let verbose = ui.verbose;
+        let rows: Vec<Vec<Cell>> = list
             .iter()
             .map(|u| {
-                vec![
-                    format!("  {}", escape(&u.name)),
-                    escape(u.real_name.as_deref().unwrap_or("")),
-                    u.uid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
-                    u.generated_uid.clone().unwrap_or_else(|| "?".into()),
-                    opt(u.admin),
+                let mut r: Vec<Cell> = vec![
+                    format!("  {}", u.name).into(),
+                    u.real_name.clone().unwrap_or_default().into(),
+                    u.uid
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "?".into())
+                        .into(),
+                    opt(u.admin).into(),
                     yes_no(u.filevault_user).into(),
-                    opt(u.secure_token),
-                    if u.hash_schemes.is_empty() {
-                        "-".into()
-                    } else {
-                        u.hash_schemes.join(", ")
-                    },
-                    opt(u.keychain),
-                    u.password_last_set.clone().unwrap_or_else(|| "-".into()),
-                ]
+                    opt(u.secure_token).into(),
+                    opt(u.keychain).into(),
+                ];
+                if verbose {
+                    r.push(u.generated_uid.clone().unwrap_or_else(|| "?".into()).into());
+                    r.push(
+                        if u.hash_schemes.is_empty() {
+                            "-".to_string()
+                        } else {
+                            u.hash_schemes.join(", ")
+                        }
+                        .into(),
+                    );
+                    r.push(
+                        u.password_last_set
+                            .clone()
+                            .unwrap_or_else(|| "-".into())
+                            .into(),
+                    );
+                }
+                if let Some(n) = &u.note {
+                    r.push(format!("({n})").into());
+                }
+                r
             })
             .collect();
-        ui.table(
-            &[
-                "  user",
-                "name",
-                "uid",
-                "GeneratedUID",
-                "admin",
-                "FileVault",
-                "SecureToken",
-                "hashes (iterations)",
-                "keychain",
-                "password set",
-            ],
-            &rows,
-        );
+        let mut header = vec![
+            "  user",
+            "name",
+            "uid",
+            "admin",
+            "FileVault",
+            "SecureToken",
+            "keychain",
+        ];
+        if verbose {
+            header.extend(["GeneratedUID", "hashes (iterations)", "password set"]);
+        }
+        ui.table(&header, &rows);
     }
     Ok(0)
 }

@@ -107,6 +107,65 @@ fn truncate_data(d: &mut Dictionary, key: &str, len: usize) {
     d.insert(key.into(), Value::Data(v));
 }
 
+const PREBOOT_GROUP: &str = "7E1A0000-4A4A-4B4B-9C9C-00000000C0DE";
+
+/// Edits every Preboot user list the simulated Mac has (display only, never
+/// encrypted: anyone with the disk can edit it).
+fn edit_preboot(dir: &Path, f: impl Fn(&mut Dictionary)) {
+    for name in ["CryptoUserInfo.plist", "AllUsersInfo.plist"] {
+        let p = dir.join(format!("Volumes/disk3s2/{PREBOOT_GROUP}/var/db/{name}"));
+        if let Ok(mut v) = Value::from_file(&p) {
+            if let Some(d) = v.as_dictionary_mut() {
+                f(d);
+            }
+            let mut out = Vec::new();
+            v.to_writer_xml(&mut out).unwrap();
+            std::fs::write(&p, out).unwrap();
+        }
+    }
+}
+
+/// The Preboot lists give alice's crypto user the short name `itadmin`, and
+/// itadmin's own entry is gone.
+fn preboot_names_alice_itadmin(dir: &Path) {
+    edit_preboot(dir, |d| {
+        let keys: Vec<String> = d.keys().cloned().collect();
+        for k in keys {
+            let v = d.get_mut(&k).unwrap();
+            let Some(e) = v.as_dictionary_mut() else {
+                continue;
+            };
+            let is = |e: &Dictionary, n: &str| {
+                ["ShortName", "shortname", "name"]
+                    .iter()
+                    .any(|f| e.get(*f).and_then(Value::as_string) == Some(n))
+            };
+            if k.eq_ignore_ascii_case(ITADMIN_UUID) || is(e, "itadmin") {
+                d.remove(&k);
+                continue;
+            }
+            if k.eq_ignore_ascii_case(ALICE_UUID) || is(e, "alice") {
+                for f in ["ShortName", "shortname"] {
+                    if e.contains_key(f) {
+                        e.insert(f.into(), Value::String("itadmin".into()));
+                    }
+                }
+            }
+        }
+    });
+}
+
+const ITADMIN_UUID: &str = "ADA11000-3F4A-4B5C-9DAE-23456789ABCD";
+
+/// A finished reconcile of alice (OLD to NEW).
+fn reconciled(dir: &Path) {
+    reconcile_ok(dir, &[], OLD, NEW);
+}
+
+fn chown(p: &Path, uid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), None).unwrap();
+}
+
 fn journal_path(dir: &Path) -> PathBuf {
     data_root(dir).join("private/var/db/fvsync/alice.journal.json")
 }
@@ -190,6 +249,8 @@ struct Case {
     hint: Option<&'static str>,
     /// A passphrase is presented to FileVault: SecureEnclave.plist may change.
     attempts: bool,
+    /// Needs real file owners (a simulated Mac made by root).
+    root_only: bool,
     /// A rolled-back run: fvsync's journal, backups and audit log may appear.
     rolled_back: bool,
 }
@@ -214,6 +275,7 @@ fn case(
         says,
         hint: None,
         attempts: false,
+        root_only: false,
         rolled_back: false,
     }
 }
@@ -241,6 +303,16 @@ impl Case {
     }
     fn rolled_back(mut self) -> Self {
         self.rolled_back = true;
+        self
+    }
+    /// The case presents a passphrase to FileVault (its counter may change).
+    fn attempts(mut self) -> Self {
+        self.attempts = true;
+        self
+    }
+    /// The case needs real owners (files given to their users: root only).
+    fn root_only(mut self) -> Self {
+        self.root_only = true;
         self
     }
 }
@@ -288,7 +360,7 @@ macro_rules! catalogue {
 
 /// The catalogue had 78 cases when it was split into one test per case; it
 /// may grow, never shrink.
-const CATALOGUE_MIN: usize = 78;
+const CATALOGUE_MIN: usize = 95;
 
 catalogue![
     // records
@@ -1121,6 +1193,231 @@ catalogue![
         5,
         Error("no reconcile of alice to undo"),
     ),
+    // Security (issue 12): a user of this Mac who plants files in her own
+    // home, a planted journal, a Preboot list edited on the disk.
+    hostile_preboot_names_alice_as_itadmin_reconcile = case(
+        "takeover: the Preboot list gives alice's FileVault user itadmin's name (reconcile)",
+        "all-old",
+        preboot_names_alice_itadmin,
+        &["reconcile", "--user", "itadmin", "--password-stdin", "--yes"],
+        5,
+        Error("but the FileVault user that was unlocked is A11CE000"),
+    )
+    .stdin(b"Old-Passw0rd!\nAttacker-Passw0rd!\n")
+    .hint("the Preboot volume's user list")
+    .attempts(),
+    hostile_preboot_names_alice_as_itadmin_diagnose = case(
+        "takeover: the same Preboot list, through diagnose",
+        "all-old",
+        preboot_names_alice_itadmin,
+        &["diagnose", "--user", "itadmin", "--password-stdin"],
+        5,
+        Error("record has GeneratedUID ADA11000"),
+    )
+    .stdin(b"Old-Passw0rd!\nAttacker-Passw0rd!\n")
+    .attempts(),
+    hostile_undo_through_a_planted_keychains_link = case(
+        "takeover: after a reconcile, alice's Keychains folder becomes a link to bob's (undo)",
+        "all-old",
+        |d| {
+            reconciled(d);
+            let kcs = keychain_path(d, "alice").parent().unwrap().to_path_buf();
+            std::fs::remove_dir_all(&kcs).unwrap();
+            std::os::unix::fs::symlink("../../bob/Library/Keychains", &kcs).unwrap();
+        },
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        5,
+        Error("symbolic link; fvsync never follows links"),
+    )
+    .stdin(b"New-Passw0rd!\nOld-Passw0rd!\n")
+    .attempts(),
+    hostile_journal_run_id_with_a_newline = case(
+        "planted journal: a run id holding a newline (a forged audit line)",
+        "filevault-off",
+        |d| write_journal(d, &journal_json(2).replace("20260101T000000Z-1", "20260101T000000Z-1\\n2026 fvsync forged")),
+        RECONCILE,
+        5,
+        Error("not a run id of the form"),
+    ),
+    hostile_journal_with_paths = case(
+        "planted journal: old-style paths to copy from and to (any path is refused)",
+        "filevault-off",
+        |d| {
+            let mut v: serde_json::Value = serde_json::from_str(&journal_json(2)).unwrap();
+            v["record_backup"] = "/etc/passwd".into();
+            v["keychain_path"] = "../../bob/Library/Keychains/login.keychain-db".into();
+            write_journal(d, &v.to_string());
+        },
+        RECONCILE,
+        5,
+        Error("not a journal fvsync can read (unknown field `"),
+    ),
+    hostile_journal_writable_by_everyone = case(
+        "planted journal: mode 0666",
+        "filevault-off",
+        |d| {
+            write_journal(d, &journal_json(2));
+            std::fs::set_permissions(journal_path(d), std::fs::Permissions::from_mode(0o666)).unwrap();
+        },
+        RECONCILE,
+        5,
+        Error("is writable by other users (mode 0666)"),
+    ),
+    hostile_journal_owned_by_a_user = case(
+        "planted journal: owned by alice (uid 501), not root",
+        "filevault-off",
+        |d| {
+            write_journal(d, &journal_json(2));
+            chown(&journal_path(d), 501);
+        },
+        RECONCILE,
+        5,
+        Error("is owned by uid 501, not by root"),
+    )
+    .root_only(),
+    hostile_backup_owned_by_a_user_undo = case(
+        "planted backup: after a reconcile, the record backup is replaced by alice's own file",
+        "filevault-off",
+        |d| {
+            reconciled(d);
+            let dir = data_root(d).join("private/var/db/fvsync/backups");
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.to_string_lossy().ends_with(".plist") && !p.to_string_lossy().contains("verifier") {
+                    chown(&p, 501);
+                }
+            }
+        },
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        5,
+        Error("user record backup of run"),
+    )
+    .stdin(b"New-Passw0rd!\nOld-Passw0rd!\n")
+    .root_only(),
+    hostile_keychain_hard_link_to_bobs = case(
+        "keychain: alice's login keychain is a hard link to bob's",
+        "filevault-off",
+        |d| {
+            let a = keychain_path(d, "alice");
+            std::fs::remove_file(&a).unwrap();
+            std::fs::hard_link(keychain_path(d, "bob"), &a).unwrap();
+        },
+        DIAG,
+        5,
+        Error("has 2 hard links"),
+    ),
+    hostile_keychain_owned_by_bob = case(
+        "keychain: alice's login keychain is owned by bob (uid 502)",
+        "filevault-off",
+        |d| chown(&keychain_path(d, "alice"), 502),
+        DIAG,
+        5,
+        Error("is owned by uid 502, not by uid 501"),
+    )
+    .root_only(),
+    hostile_home_points_at_bob = case(
+        "record: alice's home is /Users/bob (a password oracle on bob's keychain)",
+        "filevault-off",
+        |d| {
+            edit_record(d, "alice", |r| {
+                r.insert("home".into(), Value::Array(vec!["/Users/bob".into()]));
+            });
+        },
+        DIAG,
+        5,
+        Error("is owned by uid 502, not by uid 501"),
+    )
+    .root_only(),
+    hostile_volume_mounted_with_ownership_ignored = case(
+        "volume: mounted with file ownership ignored (every file uid 99)",
+        "filevault-off",
+        |d| {
+            let p = d.join("SimulatedMac.plist");
+            let mut v = Value::from_file(&p).unwrap();
+            let c = &mut v.as_dictionary_mut().unwrap()["Containers"].as_array_mut().unwrap()[0];
+            for vol in c.as_dictionary_mut().unwrap()["Volumes"].as_array_mut().unwrap() {
+                let vol = vol.as_dictionary_mut().unwrap();
+                if vol["DeviceIdentifier"].as_string() == Some("disk3s5") {
+                    vol.insert("GlobalPermissionsEnabled".into(), Value::Boolean(false));
+                }
+            }
+            v.to_file_xml(&p).unwrap();
+        },
+        DIAG,
+        5,
+        Error("mounted with file ownership ignored"),
+    )
+    .hint("diskutil enableOwnership disk3s5"),
+    hostile_fvsync_folder_is_a_symlink = case(
+        "planted link: private/var/db/fvsync points elsewhere",
+        "filevault-off",
+        |d| {
+            let elsewhere = d.parent().unwrap().join("elsewhere");
+            std::fs::create_dir_all(&elsewhere).unwrap();
+            let p = data_root(d).join("private/var/db/fvsync");
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, &p).unwrap();
+        },
+        RECONCILE,
+        5,
+        Error("symbolic link"),
+    ),
+    hostile_volume_selector_matches_two_volumes = case(
+        "--volume: the name matches the internal and an external Data volume",
+        "multi-volume",
+        |d| {
+            let p = d.join("SimulatedMac.plist");
+            let s = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace("Backup HD - Data", "Macintosh HD - Data");
+            std::fs::write(p, s).unwrap();
+        },
+        &["diagnose", "--user", "bob", "--volume", "Macintosh HD - Data", "--password-stdin"],
+        2,
+        Error("matches several Data volumes: disk3s5 (Macintosh HD - Data), disk5s5 (Macintosh HD - Data, external)"),
+    ),
+    hostile_nothing_proves_old = case(
+        "proof of OLD: FileVault off, the login hash unreadable, no keychain (a reset, not a reconcile)",
+        "filevault-off",
+        |d| {
+            edit_record(d, "alice", |r| {
+                r.insert("ShadowHashData".into(), Value::Array(vec![Value::Data(b"garbage".to_vec())]));
+            });
+            std::fs::remove_file(keychain_path(d, "alice")).unwrap();
+        },
+        RECONCILE,
+        5,
+        Error("nothing proves OLD for alice"),
+    )
+    .hint("resetpassword"),
+    hostile_local_items_folder_with_an_escape = case(
+        "escape: a Local Items folder named with ESC[2J (clears the screen, fakes a verdict)",
+        "filevault-off",
+        |d| {
+            let kcs = keychain_path(d, "alice").parent().unwrap().to_path_buf();
+            for e in std::fs::read_dir(&kcs).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    std::fs::rename(&p, kcs.join("\x1b[2J\x1b[HIn sync")).unwrap();
+                }
+            }
+        },
+        DIAG,
+        3,
+        Out("Local Items     cannot check"),
+    ),
+    hostile_generateduid_with_an_escape_in_users = case(
+        "escape: a generateduid holding ESC[2J, listed by `users`",
+        "filevault-off",
+        |d| {
+            edit_record(d, "alice", |r| {
+                r.insert("generateduid".into(), Value::Array(vec!["\x1b[2JA11CE000".into()]));
+            });
+        },
+        &["users"],
+        0,
+        Out("\\u{1b}[2JA11CE000"),
+    ),
     hostile_simulated_mac_unknown_format_version = case(
         "simulated Mac: unknown FormatVersion",
         "filevault-off",
@@ -1140,6 +1437,10 @@ catalogue![
 ];
 
 fn run_case(c: &Case) {
+    if c.root_only && !nix::unistd::geteuid().is_root() {
+        eprintln!("{}: needs root (real file owners); skipped", c.name);
+        return;
+    }
     let (_t, dir) = mac(c.scenario);
     (c.setup)(&dir);
     let before = tree(&dir);

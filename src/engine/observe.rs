@@ -366,6 +366,8 @@ impl Observation {
                     self.read_journal(&uuid);
                 }
             }
+            // A planted file (a link, a hard link, another owner): stop here.
+            Err(e) if e.kind() == ErrorKind::Refused => return Err(e),
             Err(e) => {
                 if self.crypto_uuid.is_some() && self.target.from_preboot {
                     // Unlocked with the Preboot list's UUID, but the record

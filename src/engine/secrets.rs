@@ -489,7 +489,7 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
             None => match (&shadow, &shadow_error) {
                 (_, Some(e)) => Row::new(secret, Accepts::Unknown)
                     .note("the login hash cannot be read")
-                    .detail(format!("ShadowHashData unreadable: {}", escape(e))),
+                    .detail(format!("ShadowHashData unreadable: {e}")),
                 (None, None) => {
                     Row::new(secret, Accepts::Unknown).note("no login hash in the record")
                 }
@@ -501,7 +501,7 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
                         .note("only a hash scheme fvsync does not check")
                         .detail(format!(
                             "no {scheme} entry; the record holds {}",
-                            escape(&s.other_schemes.join(", "))
+                            s.other_schemes.join(", ")
                         ))
                 }
                 _ => Row::new(secret, Accepts::Unknown).note(format!("no {scheme} entry")),
@@ -543,7 +543,7 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
                 (_, Err(e)) | (Some(Err(e)), _) => Row::new(Secret::Keychain, Accepts::Unknown)
                     .not_counted()
                     .note("cannot be checked offline")
-                    .detail(escape(&e)),
+                    .detail(e),
                 (o, Ok(n)) => {
                     let checked_old = o.is_some();
                     let o_form = o.and_then(|r| r.ok()).flatten();
@@ -562,7 +562,8 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
             let version = crate::formats::keychain::find_db_blob(&f.bytes)
                 .map(|b| format!("DbBlob 0x{:x}, ", b.version))
                 .unwrap_or_default();
-            let detail = format!("{version}{}", root.show(&f.rel));
+            // Raw: the table escapes what it shows.
+            let detail = format!("{version}'{}'", root.full(&f.rel).display());
             match row.detail.clone() {
                 Some(d) => row.detail(format!("{d}; {detail}")),
                 None => row.detail(detail),

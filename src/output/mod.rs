@@ -10,6 +10,28 @@ use std::os::fd::AsFd;
 
 use crate::error::Error;
 
+/// A table cell: raw text (escaped by [`Ui::table`]), or a status word
+/// coloured on a terminal (green good, red bad, yellow other).
+#[derive(Clone, Debug)]
+pub enum Cell {
+    /// Text from anywhere, shown escaped.
+    Text(String),
+    /// A status word.
+    Status(String, Option<bool>),
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::Text(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Cell {
+        Cell::Text(s.to_string())
+    }
+}
+
 /// How the run prints.
 pub struct Ui {
     out: Box<dyn Write>,
@@ -208,11 +230,25 @@ impl Ui {
         format!("\x1b[{code}m{s}\x1b[0m")
     }
 
-    /// A table: a header row and rows, columns padded to fit.
-    pub fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+    /// A table: a header row and rows, columns padded to fit. This is the
+    /// one place table cells are escaped: callers pass the raw text (names,
+    /// paths, notes from disk), and a status word is coloured here.
+    pub fn table(&mut self, header: &[&str], rows: &[Vec<Cell>]) {
         if self.json {
             return;
         }
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| match c {
+                        Cell::Text(t) => crate::text::escape(t),
+                        Cell::Status(t, good) => self.status(&crate::text::escape(t), *good),
+                    })
+                    .collect()
+            })
+            .collect();
+        let rows = &rows;
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
         for r in rows {
             for (i, c) in r.iter().enumerate() {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::Ui;
+use super::{Cell, Ui};
 use crate::engine::attempts::Ledger;
 use crate::engine::report::{self, Head, PrebootState};
 use crate::engine::secrets::{Accepts, Row};
@@ -87,7 +87,7 @@ fn matrix(ui: &mut Ui, rows: &[Row], one: bool) {
     } else {
         ["  secret", "accepts", "note"]
     };
-    let body: Vec<Vec<String>> = rows
+    let body: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| {
             let good = if r.accepts.takes_new() || r.accepts == Accepts::NotApplicable {
@@ -115,9 +115,9 @@ fn matrix(ui: &mut Ui, rows: &[Row], one: bool) {
                 }
             }
             vec![
-                format!("  {}", r.secret.label()),
-                ui.status(r.accepts.word(one), good),
-                note,
+                Cell::Text(format!("  {}", r.secret.label())),
+                Cell::Status(r.accepts.word(one).to_string(), good),
+                Cell::Text(note),
             ]
         })
         .collect();
