@@ -138,7 +138,7 @@ fn preboot_names_alice_itadmin(dir: &Path) {
             let is = |e: &Dictionary, n: &str| {
                 ["ShortName", "shortname", "name"]
                     .iter()
-                    .any(|f| e.get(*f).and_then(Value::as_string) == Some(n))
+                    .any(|f| e.get(f).and_then(Value::as_string) == Some(n))
             };
             if k.eq_ignore_ascii_case(ITADMIN_UUID) || is(e, "itadmin") {
                 d.remove(&k);
