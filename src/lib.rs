@@ -15,6 +15,8 @@ pub mod diskutil;
 pub mod engine;
 pub mod error;
 pub mod failpoint;
+#[cfg(feature = "testing")]
+pub mod faulty;
 pub mod formats;
 pub mod fsio;
 pub mod listing;

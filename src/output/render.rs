@@ -16,6 +16,11 @@ use crate::text::escape;
 pub trait Render {
     /// Writes the report's text through `ui`.
     fn text(&self, ui: &mut Ui);
+
+    /// Warnings, printed on stderr after the report whether it is text or JSON.
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
 }
 
 impl Ui {
@@ -28,6 +33,9 @@ impl Ui {
             }
         } else {
             r.text(self);
+        }
+        for w in r.warnings() {
+            self.warn(w);
         }
     }
 
@@ -221,10 +229,11 @@ impl Render for report::Reconcile {
             ));
             ui.wrote_text_attempts = true;
         }
-        for w in &self.warnings {
-            ui.warn(w);
-        }
         next(ui, &self.next);
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }
 

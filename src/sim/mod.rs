@@ -668,7 +668,6 @@ impl Platform for SimMac {
         old: &Password,
         new: &Password,
     ) -> Result<Attempt> {
-        crate::failpoint::hit("sim-change-passphrase")?;
         let (a, kb) = self.attempt(vol, user, old)?;
         let mut kb = match (a, kb) {
             (Attempt::Accepted, Some(kb)) => kb,
@@ -729,7 +728,6 @@ impl Platform for SimMac {
     }
 
     fn update_preboot(&mut self, vol: &Volume) -> Result<()> {
-        crate::failpoint::hit("sim-update-preboot")?;
         let Some(path) = self.preboot_file(vol) else {
             return Ok(());
         };

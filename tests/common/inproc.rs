@@ -118,6 +118,50 @@ pub fn alice() -> UserSel {
     }
 }
 
+/// Runs `command` in-process on `platform` (any backend, a faulty one
+/// included), with `passwords` as the lines of stdin would give them.
+pub fn run_on<O, F>(
+    platform: &mut dyn fvsync::platform::Platform,
+    prefix: &str,
+    opts: &O,
+    json: bool,
+    passwords: &[&str],
+    command: F,
+) -> InProc
+where
+    F: FnOnce(&mut Ctx<'_>, &O) -> fvsync::error::Result<u8>,
+{
+    let (out, err) = (Captured::default(), Captured::default());
+    let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(err.clone()), json);
+    let mut src = Scripted::new(passwords);
+    let result = {
+        let mut ctx = Ctx {
+            p: platform,
+            ui: &mut ui,
+            src: &mut src,
+            inv: Invocation {
+                prefix: prefix.to_string(),
+            },
+        };
+        command(&mut ctx, opts)
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            ui.error(&e);
+            e.kind().exit_code()
+        }
+    };
+    ui.flush();
+    drop(ui);
+    InProc {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+        asked: src.asked,
+    }
+}
+
 /// Runs `command` (e.g. `fvsync::cli::diagnose`) in-process on the
 /// simulated Mac in `dir`, with `passwords` as the lines of stdin would give
 /// them; `json` as `--json`.
