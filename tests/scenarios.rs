@@ -16,6 +16,9 @@ const EXPECTED: &[(&str, i32, [&str; 4])] = &[
     ("multi-volume", 3, ["old", "new", "new", "new"]),
     ("throttled", 3, ["old", "new", "new", "new"]),
     ("unknown-hash", 3, ["old", "unknown", "unknown", "new"]),
+    ("securetoken-fv-off", 3, ["old", "old", "old", "old"]),
+    ("legacy-keychain", 3, ["old", "old", "old", "old"]),
+    ("keychain-macos26", 3, ["old", "old", "old", "old"]),
 ];
 
 fn accepts(v: &serde_json::Value) -> Vec<String> {
@@ -494,4 +497,33 @@ fn multi_volume_picks_the_volume_or_asks() {
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(json(&o)["volume"], "disk5s5");
+}
+
+#[test]
+fn a_securetoken_with_filevault_off_is_changed_too() {
+    // T2 and Apple silicon: FileVault off, the Data volume encrypted anyway and
+    // unlocked at startup; alice is a crypto user (a SecureToken) on OLD.
+    let (_t, dir) = mac("securetoken-fv-off");
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["secrets"][0]["secret"], "secure-token");
+    assert_eq!(v["secrets"][0]["accepts"], "old");
+    assert_eq!(v["plan"][0]["action"], "do");
+    assert!(v["plan"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("SecureToken passphrase"));
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert!(o.stdout.contains("  SecureToken     OLD"), "{}", o.stdout);
+    reconcile_ok(&dir, &[], OLD, NEW);
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
 }

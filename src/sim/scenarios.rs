@@ -76,6 +76,14 @@ pub struct Scenario {
     pub throttled: bool,
     /// alice's record holds only a hash scheme fvsync does not know.
     pub unknown_hash: bool,
+    /// The Data volume is encrypted (always on T2 and Apple silicon, FileVault
+    /// or not): it has a keybag and crypto users.
+    pub encrypted: bool,
+    /// alice's login keychain is a DbBlob 0x100 one (a Mac from before 10.12).
+    pub legacy_keychain: bool,
+    /// alice's login keychain uses macOS 26's indirect passphrase (with a
+    /// SystemKeys entropy file).
+    pub indirect_keychain: bool,
 }
 
 const fn sc(
@@ -95,6 +103,9 @@ const fn sc(
         multi_volume: false,
         throttled: false,
         unknown_hash: false,
+        encrypted: true,
+        legacy_keychain: false,
+        indirect_keychain: false,
     }
 }
 
@@ -144,10 +155,41 @@ pub const SCENARIOS: &[Scenario] = &[
     ),
     Scenario {
         filevault_on: false,
+        encrypted: false,
         ..sc(
             "filevault-off",
             "the Data volume is not encrypted; alice's login is OLD",
             None,
+            On::Old,
+            On::Old,
+        )
+    },
+    Scenario {
+        filevault_on: false,
+        ..sc(
+            "securetoken-fv-off",
+            "FileVault off, the Data volume encrypted anyway (T2, Apple silicon): alice's SecureToken, login and keychain on OLD",
+            Some(On::Old),
+            On::Old,
+            On::Old,
+        )
+    },
+    Scenario {
+        legacy_keychain: true,
+        ..sc(
+            "legacy-keychain",
+            "as all-old, with a DbBlob 0x100 login keychain (a Mac set up before macOS 10.12)",
+            Some(On::Old),
+            On::Old,
+            On::Old,
+        )
+    },
+    Scenario {
+        indirect_keychain: true,
+        ..sc(
+            "keychain-macos26",
+            "as all-old, with a macOS 26 login keychain on an indirect passphrase (SystemKeys)",
+            Some(On::Old),
             On::Old,
             On::Old,
         )
@@ -237,6 +279,7 @@ struct SimUser {
     admin: bool,
     login: &'static str,
     keychain: &'static str,
+    keychain_kind: KeychainKind,
     filevault: Option<&'static str>,
     unknown_hash: bool,
 }
@@ -390,17 +433,65 @@ pub const KEYCHAIN_TEMPLATE_PASSWORD: &str = "keychainbreaker-test";
 /// login keychain (what macOS 10.12 and later write): moonD4rk/HackBrowserData's
 /// `utils/chainbreaker/testdata/test.keychain-db` (MIT), re-keyed from its
 /// published master key to this password with
-/// `formats::keychain::rekey_from_master_key` (docs/keychain.md). Not used by the
-/// scenarios yet.
+/// `formats::keychain::rekey_from_master_key` (docs/keychain.md): every
+/// scenario's keychains but `legacy-keychain`'s are made from it.
 pub const KEYCHAIN_TEMPLATE_0X200_PASSWORD: &str = "keychain-template-0x200";
 
-fn keychain_for(pw: &str) -> Result<Vec<u8>> {
-    crate::formats::keychain::rekey(
-        KEYCHAIN_TEMPLATE,
-        KEYCHAIN_TEMPLATE_PASSWORD.as_bytes(),
-        pw.as_bytes(),
-    )
-    .map_err(fail)
+const KEYCHAIN_TEMPLATE_0X200: &[u8] =
+    include_bytes!("../../assets/login-template-0x200.keychain-db");
+
+/// How a simulated login keychain is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeychainKind {
+    /// DbBlob 0x200, what macOS 10.12 and later write (the default).
+    Modern,
+    /// DbBlob 0x100 (a Mac set up before 10.12).
+    Legacy,
+    /// DbBlob 0x200 on macOS 26's indirect passphrase.
+    Indirect,
+}
+
+/// A login keychain for `pw`; for the indirect form, also the SystemKeys
+/// file's name and bytes (a plist `<data>` of the 32-byte entropy).
+fn keychain_for(pw: &str, kind: KeychainKind) -> Result<(Vec<u8>, Option<(String, Vec<u8>)>)> {
+    use crate::formats::keychain as kc;
+    match kind {
+        KeychainKind::Legacy => Ok((
+            kc::rekey(
+                KEYCHAIN_TEMPLATE,
+                KEYCHAIN_TEMPLATE_PASSWORD.as_bytes(),
+                pw.as_bytes(),
+            )
+            .map_err(fail)?,
+            None,
+        )),
+        KeychainKind::Modern => Ok((
+            kc::rekey(
+                KEYCHAIN_TEMPLATE_0X200,
+                KEYCHAIN_TEMPLATE_0X200_PASSWORD.as_bytes(),
+                pw.as_bytes(),
+            )
+            .map_err(fail)?,
+            None,
+        )),
+        KeychainKind::Indirect => {
+            let entropy: [u8; 32] = crate::crypto::random_bytes().map_err(fail)?;
+            let file = kc::rekey_to(
+                KEYCHAIN_TEMPLATE_0X200,
+                KEYCHAIN_TEMPLATE_0X200_PASSWORD.as_bytes(),
+                pw.as_bytes(),
+                Some(&entropy),
+                kc::Form::Indirect,
+            )
+            .map_err(fail)?;
+            let name = kc::system_keys_file_name(&file).map_err(fail)?;
+            let mut plist = Vec::new();
+            Value::Data(entropy.to_vec())
+                .to_writer_xml(&mut plist)
+                .map_err(fail)?;
+            Ok((file, Some((name, plist))))
+        }
+    }
 }
 
 fn keybag(vol_uuid: &str, users: &[(&str, &str, &str, bool)], it: Iterations) -> Result<Keybag> {
@@ -444,7 +535,8 @@ struct DataVolume<'a> {
     group: &'a str,
     preboot: &'a str,
     users: Vec<SimUser>,
-    filevault: bool,
+    /// The volume is encrypted: a keybag, crypto users, a Preboot list.
+    encrypted: bool,
     failed: u64,
 }
 
@@ -455,7 +547,7 @@ fn build_data_volume(
     now: f64,
     enclave: &mut std::collections::BTreeMap<String, AttemptCounter>,
 ) -> Result<()> {
-    if dv.filevault {
+    if dv.encrypted {
         enclave.insert(
             dv.uuid.to_string(),
             AttemptCounter {
@@ -486,7 +578,17 @@ fn build_data_volume(
             .join("Users")
             .join(u.name)
             .join("Library/Keychains/login.keychain-db");
-        write(&kc, &keychain_for(u.keychain)?, 0o600)?;
+        let (kc_bytes, system_keys) = keychain_for(u.keychain, u.keychain_kind)?;
+        write(&kc, &kc_bytes, 0o600)?;
+        if let Some((name, plist)) = system_keys {
+            write(
+                &vroot
+                    .join(crate::formats::keychain::SYSTEM_KEYS_DIR)
+                    .join(name),
+                &plist,
+                0o600,
+            )?;
+        }
         // The Local Items keychain: a SQLite file under the hardware UUID. Its
         // keys live in the Secure Enclave, so the simulated one is only a header.
         let mut local = b"SQLite format 3\0".to_vec();
@@ -514,7 +616,7 @@ fn build_data_volume(
     )?;
     let log = vroot.join("private/var/log");
     fs::create_dir_all(&log).map_err(|e| Error::io("create", &log, &e))?;
-    if dv.filevault {
+    if dv.encrypted {
         let mut entries: Vec<(&str, &str, &str, bool)> = dv
             .users
             .iter()
@@ -604,6 +706,7 @@ fn container(
     data_uuid: &str,
     group: &str,
     fv: bool,
+    encrypted: bool,
 ) -> ContainerDesc {
     let d = |s: u32| format!("{reference}s{s}");
     ContainerDesc {
@@ -646,7 +749,13 @@ fn container(
                 false,
                 false,
             ),
-            vol(data_uuid, &d(5), &format!("{name} - Data"), "Data", fv, fv),
+            {
+                // T2 and Apple silicon encrypt the Data volume even with
+                // FileVault off: it then unlocks at startup by itself.
+                let mut v = vol(data_uuid, &d(5), &format!("{name} - Data"), "Data", fv, fv);
+                v.encryption = encrypted;
+                v
+            },
         ],
         groups: vec![GroupDesc {
             uuid: group.into(),
@@ -722,6 +831,13 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
                 admin: false,
                 login: pw_for(s.login),
                 keychain: pw_for(s.keychain),
+                keychain_kind: if s.legacy_keychain {
+                    KeychainKind::Legacy
+                } else if s.indirect_keychain {
+                    KeychainKind::Indirect
+                } else {
+                    KeychainKind::Modern
+                },
                 filevault: alice_fv,
                 unknown_hash: s.unknown_hash,
             });
@@ -734,6 +850,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
             admin: false,
             login: BOB,
             keychain: BOB,
+            keychain_kind: KeychainKind::Modern,
             filevault: Some(BOB),
             unknown_hash: false,
         });
@@ -745,6 +862,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
             admin: true,
             login: ITADMIN,
             keychain: ITADMIN,
+            keychain_kind: KeychainKind::Modern,
             filevault: Some(ITADMIN),
             unknown_hash: false,
         });
@@ -763,6 +881,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
         internal_data,
         internal_group,
         s.filevault_on,
+        s.encrypted,
     )];
     build_data_volume(
         root,
@@ -772,7 +891,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
             group: internal_group,
             preboot: "disk3s2",
             users: users(true),
-            filevault: s.filevault_on,
+            encrypted: s.encrypted,
             failed: if s.throttled { ATTEMPT_LIMIT - 1 } else { 0 },
         },
         it,
@@ -791,6 +910,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
             data,
             group,
             true,
+            true,
         ));
         build_data_volume(
             root,
@@ -800,7 +920,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
                 group,
                 preboot: "disk5s2",
                 users: users(false),
-                filevault: true,
+                encrypted: true,
                 failed: 0,
             },
             it,

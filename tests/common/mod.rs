@@ -34,6 +34,9 @@ pub const SCENARIOS: &[&str] = &[
     "multi-volume",
     "throttled",
     "unknown-hash",
+    "securetoken-fv-off",
+    "legacy-keychain",
+    "keychain-macos26",
 ];
 
 pub struct Out {
