@@ -451,9 +451,11 @@ enum KeychainKind {
     Indirect,
 }
 
-/// A login keychain for `pw`; for the indirect form, also the SystemKeys
-/// file's name and bytes (a plist `<data>` of the 32-byte entropy).
-fn keychain_for(pw: &str, kind: KeychainKind) -> Result<(Vec<u8>, Option<(String, Vec<u8>)>)> {
+/// A SystemKeys file: its name and bytes (a plist `<data>` of the entropy).
+type SystemKeysFile = (String, Vec<u8>);
+
+/// A login keychain for `pw`; for the indirect form, also its SystemKeys file.
+fn keychain_for(pw: &str, kind: KeychainKind) -> Result<(Vec<u8>, Option<SystemKeysFile>)> {
     use crate::formats::keychain as kc;
     match kind {
         KeychainKind::Legacy => Ok((
