@@ -20,8 +20,9 @@ fn every_derivation_is_computed_once() {
         3
     );
     // FileVault: OLD (1). Login hash, SRP, keychain: OLD and NEW each (6).
-    assert_eq!(derivation_count() - before, 7);
-    assert_eq!(memo_len(), 7);
+    // The local KDC's AES-128 and AES-256 keys: OLD and NEW each (4).
+    assert_eq!(derivation_count() - before, 11);
+    assert_eq!(memo_len(), 11);
 
     clear_memo();
     let before = derivation_count();
@@ -46,6 +47,8 @@ fn every_derivation_is_computed_once() {
     // FileVault: OLD, then NEW under the new salt (the wrap, reused by the
     // check of NEW after the change) (2); the offline checks (6); the fresh
     // ShadowHashData (2); the keychain under NEW's fresh salt, and OLD against
-    // it (2); the verifier of OLD kept with the backups for undo (1).
-    assert_eq!(computed, 13);
+    // it (2); the verifier of OLD kept with the backups for undo (1); the
+    // local KDC's two AES keys for OLD and NEW (4; the fresh keys for NEW keep
+    // the principal's salt, so they are the ones the check derived).
+    assert_eq!(computed, 17);
 }

@@ -208,6 +208,8 @@ fn alice_hash_for(dir: &Path, pw: &str) {
     let bytes = std::fs::read(&p).unwrap();
     let mut rec = fvsync::formats::record::UserRecord::parse(&bytes).unwrap();
     rec.set_shadow_hash(&sh).unwrap();
+    let values: Vec<Vec<u8>> = rec.kerberos_keys().iter().map(|v| v.to_vec()).collect();
+    rec.set_kerberos_keys(fvsync::formats::kerberos::regenerate(&values, pw.as_bytes()).unwrap());
     std::fs::write(&p, rec.to_bytes().unwrap()).unwrap();
     std::fs::remove_file(keychain_path(dir, "alice")).unwrap();
 }
@@ -790,12 +792,12 @@ catalogue![
         "filevault-off",
         |d| {
             edit_shadow(d, |s| {
-                s.insert("SALTED-SHA512".into(), Value::Data(vec![0; 68]));
+                s.insert("CRAM-MD5".into(), Value::Data(vec![0; 32]));
             })
         },
         DIAG,
         3,
-        Out("replaces the unknown scheme SALTED-SHA512"),
+        Out("replaces the unknown scheme CRAM-MD5"),
     ),
     // names
     hostile_name_contains_a_slash = case(
@@ -1377,11 +1379,12 @@ catalogue![
         Error("matches several Data volumes: disk3s5 (Macintosh HD - Data), disk5s5 (Macintosh HD - Data, external)"),
     ),
     hostile_nothing_proves_old = case(
-        "proof of OLD: FileVault off, the login hash unreadable, no keychain (a reset, not a reconcile)",
+        "proof of OLD: FileVault off, the login hash unreadable, no Kerberos keys, no keychain (a reset, not a reconcile)",
         "filevault-off",
         |d| {
             edit_record(d, "alice", |r| {
                 r.insert("ShadowHashData".into(), Value::Array(vec![Value::Data(b"garbage".to_vec())]));
+                r.remove("KerberosKeys");
             });
             std::fs::remove_file(keychain_path(d, "alice")).unwrap();
         },

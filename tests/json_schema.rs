@@ -523,7 +523,14 @@ fn schemas_reject_altered_documents() {
         .collect();
     assert_eq!(
         order,
-        ["filevault", "login", "srp", "keychain", "local-items"]
+        [
+            "filevault",
+            "login",
+            "srp",
+            "kerberos",
+            "keychain",
+            "local-items"
+        ]
     );
 
     let mut bad = good.clone();

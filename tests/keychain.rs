@@ -120,8 +120,7 @@ fn keychains_fvsync_cannot_handle_are_left_as_is() {
         };
         assert_eq!(o.code, Some(before), "{name}: {}", o.stderr);
         let v = json(&o);
-        let row = &v["secrets"][3];
-        assert_eq!(row["secret"], "keychain");
+        let row = secret(&v, "keychain");
         assert_eq!(row["accepts"], *accepts, "{name}: {row}");
         assert_eq!(row["counts"], *accepts == "neither", "{name}: {row}");
         assert!(
@@ -168,7 +167,7 @@ fn absent_keychain_is_not_applicable() {
         &["--json", "diagnose", "--user", "alice", "--password-stdin"],
         &[OLD, NEW],
     ));
-    assert_eq!(v["secrets"][3]["accepts"], "not-applicable");
+    assert_eq!(secret(&v, "keychain")["accepts"], "not-applicable");
     reconcile_ok(&dir, &[], OLD, NEW);
     assert!(
         !keychain_path(&dir, "alice").exists(),

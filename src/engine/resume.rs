@@ -25,6 +25,7 @@ pub fn old_verifier(old: &Password, iterations: u32) -> Result<Vec<u8>> {
             iterations,
         )),
         srp: None,
+        legacy: None,
         other_schemes: Vec::new(),
     };
     sh.to_bplist()

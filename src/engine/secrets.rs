@@ -37,6 +37,8 @@ pub enum Secret {
     Login,
     /// The SRP verifier (`SRP-RFC5054-4096-SHA512-PBKDF2`).
     Srp,
+    /// The local KDC's Kerberos keys (`KerberosKeys`, and `HeimdalSRPKey`).
+    Kerberos,
     /// The login keychain.
     Keychain,
     /// The Local Items keychain and user keybag: never checkable offline.
@@ -51,6 +53,7 @@ impl Secret {
             Secret::SecureToken => "SecureToken",
             Secret::Login => "login password",
             Secret::Srp => "SRP verifier",
+            Secret::Kerberos => "Kerberos keys",
             Secret::Keychain => "login keychain",
             Secret::LocalItems => "Local Items",
         }
@@ -60,7 +63,7 @@ impl Secret {
     pub fn step(self) -> Option<Step> {
         match self {
             Secret::Filevault | Secret::SecureToken => Some(Step::Filevault),
-            Secret::Login | Secret::Srp => Some(Step::Login),
+            Secret::Login | Secret::Srp | Secret::Kerberos => Some(Step::Login),
             Secret::Keychain => Some(Step::Keychain),
             Secret::LocalItems => None,
         }
@@ -451,12 +454,19 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
 
     let salted = shadow.as_ref().and_then(|s| s.salted.as_ref());
     let srp = shadow.as_ref().and_then(|s| s.srp.as_ref());
+    // Mac OS X 10.7's SALTED-SHA512, checked when the record has no PBKDF2 hash.
+    let legacy = shadow
+        .as_ref()
+        .and_then(|s| s.legacy.as_ref())
+        .filter(|_| salted.is_none());
     let mut jobs: Vec<Box<dyn FnOnce() -> Option<bool> + Send + '_>> = Vec::new();
     let pws: Vec<&Password> = old.into_iter().chain(std::iter::once(new)).collect();
     for pw in &pws {
         let pw = *pw;
         jobs.push(Box::new(move || {
-            salted.map(|e| e.check(pw.expose()) == Check::Match)
+            salted
+                .map(|e| e.check(pw.expose()) == Check::Match)
+                .or_else(|| legacy.map(|e| e.check(pw.expose()) == Check::Match))
         }));
         jobs.push(Box::new(move || {
             srp.map(|e| e.check(pw.expose()) == Check::Match)
@@ -493,7 +503,9 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
                 (None, None) => {
                     Row::new(secret, Accepts::Unknown).note("no login hash in the record")
                 }
-                (Some(s), None) if secret == Secret::Srp && s.salted.is_some() => {
+                (Some(s), None)
+                    if secret == Secret::Srp && (s.salted.is_some() || s.legacy.is_some()) =>
+                {
                     Row::new(secret, Accepts::NotApplicable).note("the record has no SRP entry")
                 }
                 (Some(s), None) if !s.other_schemes.is_empty() => {
@@ -509,12 +521,21 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
         }
     };
     let mut rows = vec![
-        scheme_row(
-            Secret::Login,
-            crate::formats::shadowhash::SALTED,
-            pick(0),
-            salted.map(|e| e.iterations),
-        ),
+        match (salted, legacy) {
+            (None, Some(_)) => scheme_row(
+                Secret::Login,
+                crate::formats::shadowhash::LEGACY,
+                pick(0),
+                None,
+            )
+            .detail("SALTED-SHA512 (the Mac OS X 10.7 hash, not iterated)"),
+            _ => scheme_row(
+                Secret::Login,
+                crate::formats::shadowhash::SALTED,
+                pick(0),
+                salted.map(|e| e.iterations),
+            ),
+        },
         scheme_row(
             Secret::Srp,
             crate::formats::shadowhash::SRP,
@@ -522,6 +543,9 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
             srp.map(|e| e.iterations),
         ),
     ];
+    if let Some(r) = kerberos_row(&rec, old, new, old_given) {
+        rows.push(r);
+    }
     let entropy = keychain.as_ref().and_then(|f| read_entropy(root, &f.bytes));
     let mut keychain_form = None;
     let kc_row = match &keychain {
@@ -588,6 +612,53 @@ pub fn offline(root: &Root, name: &str, old: Option<&Password>, new: &Password) 
         keychain_form,
         rows,
     })
+}
+
+/// The row of the local KDC's keys, when the record has any: checked for
+/// OLD and NEW when their layout is understood (docs/kerberos.md), else
+/// shown as left as they are (not counted).
+fn kerberos_row(
+    rec: &UserRecord,
+    old: Option<&Password>,
+    new: &Password,
+    old_given: bool,
+) -> Option<Row> {
+    use crate::formats::kerberos;
+    let values = rec.kerberos_keys();
+    if values.is_empty() {
+        return None;
+    }
+    let principal = match kerberos::lkdc_principal(&rec.authentication_authority(), &values) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(
+                Row::new(Secret::Kerberos, Accepts::Unknown)
+                    .not_counted()
+                    .note("left as they are: a layout fvsync does not know")
+                    .detail(e.to_string()),
+            )
+        }
+    };
+    let check = |pw: &Password| kerberos::check(&values, pw.expose());
+    let n = check(new);
+    let o = match old {
+        Some(o) => Some(check(o)),
+        None if old_given => Some(check(new)),
+        None => None,
+    };
+    let row = match (o, n) {
+        (_, Err(e)) | (Some(Err(e)), _) => Row::new(Secret::Kerberos, Accepts::Unknown)
+            .not_counted()
+            .note("left as they are: a layout fvsync does not know")
+            .detail(e.to_string()),
+        (_, Ok(n)) if n.is_partial() => Row::new(Secret::Kerberos, Accepts::Neither)
+            .note("keys of two passwords (an interrupted change)"),
+        (o, Ok(n)) => Row::new(
+            Secret::Kerberos,
+            Accepts::from(o.map(|r| r.is_ok_and(|c| c.is_match())), n.is_match()),
+        ),
+    };
+    Some(row.detail(format!("LKDC {principal}")))
 }
 
 /// Short names of the `admin` group's members, when the group can be read.

@@ -210,12 +210,16 @@ impl UserRecord {
         })
     }
 
+    fn policy_blob(&self) -> Option<Vec<u8>> {
+        match self.dict.get("accountPolicyData")? {
+            Value::Array(a) => Some(a.first()?.as_data()?.to_vec()),
+            Value::Data(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
     fn policy_dict(&self) -> Option<Dictionary> {
-        let blob = match self.dict.get("accountPolicyData")? {
-            Value::Array(a) => a.first()?.as_data()?.to_vec(),
-            Value::Data(d) => d.clone(),
-            _ => return None,
-        };
+        let blob = self.policy_blob()?;
         if blob.len() > 64 * 1024 {
             return None;
         }
@@ -224,12 +228,17 @@ impl UserRecord {
             .into_dictionary()
     }
 
-    /// Sets `passwordLastSetTime` to `now` and `failedLoginCount` to 0, keeping
-    /// every other key of `accountPolicyData` (created if absent).
+    /// Sets `passwordLastSetTime` to `now`, and `failedLoginCount` and
+    /// `failedLoginTimestamp` to 0, keeping every other key of
+    /// `accountPolicyData` (created if absent) and its encoding (XML or binary,
+    /// as found). Nothing that asks for a password change at next login is
+    /// set: `passwordpolicyoptions` (with its `newPasswordRequired`) and the
+    /// policies inside `accountPolicyData` are kept as they are.
     ///
     /// # Errors
     /// The plist cannot be encoded.
     pub fn touch_password_policy(&mut self, now: f64) -> Result<()> {
+        let binary = self.policy_blob().is_some_and(|b| b.starts_with(b"bplist"));
         let mut d = self.policy_dict().unwrap_or_else(|| {
             let mut d = Dictionary::new();
             d.insert("creationTime".into(), Value::Real(now));
@@ -237,9 +246,17 @@ impl UserRecord {
         });
         d.insert("passwordLastSetTime".into(), Value::Real(now));
         d.insert("failedLoginCount".into(), Value::Integer(0.into()));
-        d.remove("failedLoginTimestamp");
+        if d.contains_key("failedLoginTimestamp") {
+            d.insert("failedLoginTimestamp".into(), Value::Integer(0.into()));
+        }
         let mut buf = Vec::new();
-        Value::Dictionary(d).to_writer_xml(&mut buf).map_err(|e| {
+        let v = Value::Dictionary(d);
+        let w = if binary {
+            v.to_writer_binary(&mut buf)
+        } else {
+            v.to_writer_xml(&mut buf)
+        };
+        w.map_err(|e| {
             Error::new(
                 ErrorKind::Failure,
                 format!("cannot encode accountPolicyData: {e}"),
@@ -255,6 +272,67 @@ impl UserRecord {
     /// The underlying attributes.
     pub fn dict(&self) -> &Dictionary {
         &self.dict
+    }
+
+    /// The login hint (`hint`), when set and not empty.
+    pub fn hint(&self) -> Option<&str> {
+        self.first_string("hint").filter(|h| !h.is_empty())
+    }
+
+    /// Sets the login hint (an empty string clears it), as an array of one
+    /// string like every attribute.
+    pub fn set_hint(&mut self, hint: &str) {
+        self.dict.insert(
+            "hint".into(),
+            Value::Array(vec![Value::String(hint.into())]),
+        );
+    }
+
+    /// The `authentication_authority` strings.
+    pub fn authentication_authority(&self) -> Vec<&str> {
+        self.strings("authentication_authority")
+    }
+
+    /// A mobile (cached directory) account: `;LocalCachedUser;` in its
+    /// `authentication_authority`, so the directory owns the password.
+    pub fn is_mobile(&self) -> bool {
+        self.authentication_authority()
+            .iter()
+            .any(|a| a.starts_with(";LocalCachedUser;"))
+    }
+
+    fn data_values(&self, key: &str) -> Vec<&[u8]> {
+        match self.dict.get(key) {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_data).collect(),
+            Some(Value::Data(d)) => vec![d.as_slice()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `KerberosKeys` values (DER blobs, the LKDC keys).
+    pub fn kerberos_keys(&self) -> Vec<&[u8]> {
+        self.data_values("KerberosKeys")
+    }
+
+    /// Replaces the `KerberosKeys` values.
+    pub fn set_kerberos_keys(&mut self, values: Vec<Vec<u8>>) {
+        self.dict.insert(
+            "KerberosKeys".into(),
+            Value::Array(values.into_iter().map(Value::Data).collect()),
+        );
+    }
+
+    /// The `HeimdalSRPKey` values.
+    pub fn heimdal_srp_keys(&self) -> Vec<&[u8]> {
+        self.data_values("HeimdalSRPKey")
+    }
+
+    /// Replaces the `HeimdalSRPKey` values.
+    pub fn set_heimdal_srp_keys(&mut self, values: Vec<Vec<u8>>) {
+        self.dict.insert(
+            "HeimdalSRPKey".into(),
+            Value::Array(values.into_iter().map(Value::Data).collect()),
+        );
     }
 }
 

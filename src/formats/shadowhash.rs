@@ -243,8 +243,68 @@ pub struct ShadowHash {
     pub salted: Option<SaltedEntry>,
     /// The `SRP-RFC5054-4096-SHA512-PBKDF2` entry, if present.
     pub srp: Option<SrpEntry>,
+    /// The Mac OS X 10.7 `SALTED-SHA512` entry, if present (checked, never written).
+    pub legacy: Option<LegacyEntry>,
     /// Names of scheme keys this module does not understand (values are not kept).
     pub other_schemes: Vec<String>,
+}
+
+/// Scheme key of Mac OS X 10.7's salted SHA-512 hash.
+pub const LEGACY: &str = "SALTED-SHA512";
+
+/// The Mac OS X 10.7 `SALTED-SHA512` entry: 4 bytes of salt, then
+/// SHA-512(salt ‖ password), 68 bytes in all, not iterated (John the Ripper's
+/// `xsha512` format; its test vectors are this module's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LegacyEntry {
+    /// The salt.
+    pub salt: [u8; 4],
+    /// SHA-512(salt ‖ password).
+    pub digest: Zeroizing<[u8; 64]>,
+}
+
+impl std::fmt::Debug for LegacyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LegacyEntry(..)")
+    }
+}
+
+impl LegacyEntry {
+    /// Parses the 68-byte value.
+    ///
+    /// # Errors
+    /// It is not data of 68 bytes.
+    fn parse(v: &Value) -> Result<Self, ShadowHashError> {
+        let d = v.as_data().ok_or(ShadowHashError::WrongType {
+            scheme: LEGACY,
+            field: "value",
+            expected: "data",
+        })?;
+        if d.len() != 68 {
+            return Err(ShadowHashError::WrongLength {
+                scheme: LEGACY,
+                field: "value",
+                actual: d.len(),
+                expected: 68,
+            });
+        }
+        let mut salt = [0u8; 4];
+        salt.copy_from_slice(&d[..4]);
+        let mut digest = Zeroizing::new([0u8; 64]);
+        digest.copy_from_slice(&d[4..]);
+        Ok(LegacyEntry { salt, digest })
+    }
+
+    /// Checks a password (constant-time comparison).
+    pub fn check(&self, pw: &[u8]) -> Check {
+        use sha2::Digest;
+        let mut h = sha2::Sha512::new();
+        h.update(self.salt);
+        h.update(pw);
+        let mut got = Zeroizing::new([0u8; 64]);
+        got.copy_from_slice(&h.finalize());
+        Check::from_ct(got.as_slice().ct_eq(self.digest.as_slice()))
+    }
 }
 
 impl ShadowHash {
@@ -270,6 +330,7 @@ impl ShadowHash {
             match key.as_str() {
                 SALTED => out.salted = Some(parse_salted(val)?),
                 SRP => out.srp = Some(parse_srp(val)?),
+                LEGACY => out.legacy = Some(LegacyEntry::parse(val)?),
                 other => out.other_schemes.push(other.to_owned()),
             }
         }
@@ -337,6 +398,9 @@ impl ShadowHash {
         }
         if self.srp.is_some() {
             names.push(SRP.to_owned());
+        }
+        if self.legacy.is_some() {
+            names.push(LEGACY.to_owned());
         }
         names.extend(self.other_schemes.iter().cloned());
         names
@@ -445,6 +509,7 @@ pub fn generate(
     Ok(ShadowHash {
         salted: Some(SaltedEntry::derive(pw, salted_salt, salted_iterations)),
         srp: Some(SrpEntry::derive(pw, srp_salt, srp_iterations)),
+        legacy: None,
         other_schemes: Vec::new(),
     })
 }
@@ -685,6 +750,7 @@ mod tests {
                 salt: arr(hx(r, "salt_hex")),
                 verifier: Box::new(arr(hx(r, "verifier_hex"))),
             }),
+            legacy: None,
             other_schemes: vec![],
         };
         (sh, rec)
@@ -876,6 +942,28 @@ mod tests {
                 value: i128::from(crypto::MAX_ITERATIONS) + 1
             }
         );
+    }
+
+    /// John the Ripper's `xsha512` ("Mac OS X 10.7+ salted SHA-512") test
+    /// vectors, `$LION$` + salt (4 bytes) + SHA-512(salt ‖ password).
+    #[test]
+    fn legacy_salted_sha512_vectors() {
+        for (hexv, pw) in [
+            ("bb0489df7b073e715f19f83fd52d08ede24243554450f7159dd65c100298a5820525b55320f48182491b72b4c4ba50d7b0e281c1d98e06591a5e9c6167f42a742f0359c7", "password"),
+            ("74911f723bd2f66a3255e0af4b85c639776d510b63f0b939c432ab6e082286c47586f19b4e2f3aab74229ae124ccb11e916a7a1c9b29c64bd6b0fd6cbd22e7b1f0ba1673", "hello"),
+        ] {
+            let mut d = Dictionary::new();
+            d.insert(LEGACY.into(), Value::Data(hex::decode(hexv).unwrap()));
+            let sh = ShadowHash::parse(&bplist_of(Value::Dictionary(d))).unwrap();
+            let e = sh.legacy.as_ref().unwrap();
+            assert_eq!(e.check(pw.as_bytes()), Check::Match, "{pw}");
+            assert_eq!(e.check(b"wrong"), Check::NoMatch);
+            assert!(sh.other_schemes.is_empty());
+            assert_eq!(sh.scheme_names(), vec![LEGACY.to_string()]);
+        }
+        let mut d = Dictionary::new();
+        d.insert(LEGACY.into(), Value::Data(vec![0; 67]));
+        assert!(ShadowHash::parse(&bplist_of(Value::Dictionary(d))).is_err());
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub const SCENARIOS: &[Scenario] = &[
         unknown_hash: true,
         ..sc(
             "unknown-hash",
-            "alice's record holds only a hash scheme fvsync does not know (SALTED-SHA512)",
+            "alice's record holds only the Mac OS X 10.7 hash (SALTED-SHA512), for NEW",
             Some(On::Old),
             On::New,
             On::New,
@@ -354,6 +354,19 @@ fn user_record(u: &SimUser, it: Iterations, now: f64) -> Result<Vec<u8>> {
     if u.filevault.is_some() {
         aa.push(Value::String(";SecureToken;".into()));
     }
+    // The local KDC's keys (LKDC), as macOS makes them for every local user:
+    // one hdb_keyset_aapl with aes256, aes128 and des3 keys salted with
+    // realm ‖ name, and the matching Kerberos authority.
+    if !u.unknown_hash {
+        aa.push(Value::String(format!(
+            ";Kerberosv5;;{}@{LKDC_REALM};{LKDC_REALM};",
+            u.name
+        )));
+        d.insert(
+            "KerberosKeys".into(),
+            Value::Array(vec![Value::Data(kerberos_keys(u.name, u.login)?)]),
+        );
+    }
     d.insert("authentication_authority".into(), Value::Array(aa));
     d.insert("accountPolicyData".into(), account_policy(now)?);
     d.insert("_writers_passwd".into(), arr(u.name));
@@ -364,6 +377,39 @@ fn user_record(u: &SimUser, it: Iterations, now: f64) -> Result<Vec<u8>> {
         .to_writer_binary(&mut out)
         .map_err(fail)?;
     Ok(out)
+}
+
+/// The simulated Mac's local KDC realm (`LKDC:SHA1.` and 40 upper-case hex).
+pub const LKDC_REALM: &str = "LKDC:SHA1.0F1E2D3C4B5A69788796A5B4C3D2E1F00F1E2D3C";
+
+fn kerberos_keys(name: &str, pw: &str) -> Result<Vec<u8>> {
+    use crate::formats::kerberos::{string_to_key, EncryptionKey, Enctype, Key, KeySet, Salt};
+    let salt = format!("{LKDC_REALM}{name}").into_bytes();
+    let mut keys = Vec::new();
+    for e in [
+        Enctype::Aes256CtsHmacSha196,
+        Enctype::Aes128CtsHmacSha196,
+        Enctype::Des3CbcSha1,
+    ] {
+        keys.push(Key {
+            mkvno: None,
+            key: EncryptionKey::new(
+                e.number(),
+                string_to_key(e, pw.as_bytes(), &salt).map_err(fail)?,
+            ),
+            salt: Some(Salt {
+                salt_type: 3,
+                salt: salt.clone(),
+                opaque: None,
+            }),
+        });
+    }
+    Ok(KeySet {
+        kvno: 1,
+        keys,
+        principal: None,
+    }
+    .to_der())
 }
 
 fn system_record(name: &str, uid: i64, real: &str) -> Result<Vec<u8>> {

@@ -232,6 +232,15 @@ pub fn json(o: &Out) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", o.stdout, o.stderr))
 }
 
+/// The row of a diagnose/verify document for one secret, by its name (the
+/// rows' order is the report's, and new secrets join it).
+pub fn secret<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["secrets"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["secret"] == name))
+        .unwrap_or_else(|| panic!("no {name} row in {v}"))
+}
+
 pub fn data_root(dir: &Path) -> PathBuf {
     dir.join("Volumes/disk3s5")
 }

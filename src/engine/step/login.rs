@@ -33,7 +33,9 @@ impl StepOps for Login {
         let login = get(Secret::Login);
         let srp = get(Secret::Srp);
         let srp_ok = srp.takes_new() || srp == Accepts::NotApplicable;
-        if login.takes_new() && srp_ok {
+        let kerberos = off.row(Secret::Kerberos);
+        let kerberos_ok = kerberos.is_none_or(|r| !r.counts || r.accepts.takes_new());
+        if login.takes_new() && srp_ok && kerberos_ok {
             return Planned::new(
                 Step::Login,
                 Action::Skip,
@@ -51,11 +53,23 @@ impl StepOps for Login {
         if srp == Accepts::NotApplicable {
             detail.push_str(" (adds the SRP verifier the record lacks)");
         }
-        let unknown = off
+        match kerberos {
+            Some(r) if r.counts => detail.push_str("; the local KDC's Kerberos keys too"),
+            Some(_) => detail.push_str(
+                "; the local KDC's Kerberos keys are left as they are (a layout fvsync does not know): \
+                 OLD keeps working for Screen Sharing and File Sharing until macOS makes them again",
+            ),
+            None => {}
+        }
+        let mut unknown = off
             .shadow
             .as_ref()
             .map(|s| s.other_schemes.clone())
             .unwrap_or_default();
+        if off.shadow.as_ref().is_some_and(|s| s.legacy.is_some()) {
+            detail.push_str("; replaces the Mac OS X 10.7 SALTED-SHA512 hash");
+            unknown.retain(|s| s != crate::formats::shadowhash::LEGACY);
+        }
         if !unknown.is_empty() {
             detail.push_str(&format!(
                 "; replaces the unknown scheme {}",
@@ -89,6 +103,27 @@ impl StepOps for Login {
         let mut rec = off.record.clone();
         rec.set_shadow_hash(&sh)?;
         rec.touch_password_policy(crate::engine::journal::now_secs())?;
+        // The local KDC's keys, when their layout is understood (the row counts).
+        if off.row(Secret::Kerberos).is_some_and(|r| r.counts) {
+            use crate::formats::kerberos;
+            let values: Vec<Vec<u8>> = rec.kerberos_keys().iter().map(|v| v.to_vec()).collect();
+            let fresh = kerberos::regenerate(&values, x.to.expose()).map_err(|e| {
+                Error::new(ErrorKind::Failure, "cannot make the Kerberos keys").caused_by(e)
+            })?;
+            let srp: Vec<Vec<u8>> = rec.heimdal_srp_keys().iter().map(|v| v.to_vec()).collect();
+            if !srp.is_empty() {
+                let principal = kerberos::lkdc_principal(&rec.authentication_authority(), &values)
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Failure, "cannot read the LKDC principal")
+                            .caused_by(e)
+                    })?;
+                // Left as it is when its layout is not understood (docs/kerberos.md).
+                if let Ok(s) = kerberos::srp_regenerate(&srp, &principal, x.to.expose()) {
+                    rec.set_heimdal_srp_keys(s);
+                }
+            }
+            rec.set_kerberos_keys(fresh);
+        }
         let bytes = rec.to_bytes()?;
         let rel = off.record_file.rel.clone();
         let perms = Perms::of(&off.record_file.meta);
