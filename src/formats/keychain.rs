@@ -591,7 +591,8 @@ pub fn find_db_blob(file: &[u8]) -> Result<DbBlob, KeychainError> {
 /// # Errors
 /// Any [`find_db_blob`] error.
 pub fn system_keys_file_name(file: &[u8]) -> Result<String, KeychainError> {
-    Ok(hex::encode_upper(find_db_blob(file)?.salt))
+    let salt = find_db_blob(file)?.salt;
+    Ok(salt.iter().map(|b| format!("{b:02X}")).collect())
 }
 
 /// `PBKDF2-HMAC-SHA1(passphrase, salt, 1000, 24)`: the keychain master key.
