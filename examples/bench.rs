@@ -3,6 +3,8 @@
 //! 1. PBKDF2-HMAC-SHA512, 128-byte output, 121,951 iterations: fvsync vs
 //!    OpenSSL (python3 hashlib) vs the single-core limit (measured SHA-512
 //!    compressions per second; each iteration of each 64-byte block costs two);
+//!    and vs the `pbkdf2` crate (`pbkdf2_hmac`, and the generic `Hmac` per
+//!    block inside the same two-thread split), best of 7 each, same inputs;
 //! 2. PBKDF2-HMAC-SHA256, 32-byte output (APFS KEK), the same way;
 //! 3. the SRP verifier (PBKDF2 + 4096-bit modular exponentiation);
 //! 4. `diagnose` and `reconcile` end to end on simulated Macs with realistic
@@ -33,6 +35,50 @@ fn best_of<F: FnMut()>(n: usize, mut f: F) -> Duration {
         })
         .min()
         .unwrap_or_default()
+}
+
+/// PBKDF2 block `i` (1-based) through the generic `Hmac` API, as the
+/// `pbkdf2` crate computes each block (its `pbkdf2_body`, which is private):
+/// one clone of the keyed HMAC, one update and one finalize per iteration.
+fn generic_block<M: hmac::Mac + Clone>(prf: &M, salt: &[u8], iters: u32, i: u32, out: &mut [u8]) {
+    let mut mac = prf.clone();
+    mac.update(salt);
+    mac.update(&i.to_be_bytes());
+    let mut u = mac.finalize().into_bytes();
+    out.iter_mut().zip(u.iter()).for_each(|(o, x)| *o = *x);
+    for _ in 1..iters {
+        let mut mac = prf.clone();
+        mac.update(&u);
+        u = mac.finalize().into_bytes();
+        out.iter_mut().zip(u.iter()).for_each(|(o, x)| *o ^= *x);
+    }
+}
+
+/// PBKDF2-HMAC-SHA512 with fvsync's split (one 64-byte block per thread), each
+/// block through [`generic_block`]: the crate's per-block algorithm in
+/// today's two-thread split.
+fn generic_split_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
+    use hmac::Mac;
+    let prf = hmac::Hmac::<sha2::Sha512>::new_from_slice(pw).expect("any key length");
+    let prf = &prf;
+    std::thread::scope(|s| {
+        let mut chunks = out.chunks_mut(64).enumerate();
+        let first = chunks.next();
+        let rest: Vec<_> = chunks
+            .map(|(i, c)| s.spawn(move || generic_block(prf, salt, iters, i as u32 + 1, c)))
+            .collect();
+        if let Some((_, c)) = first {
+            generic_block(prf, salt, iters, 1, c);
+        }
+        for h in rest {
+            let _ = h.join();
+        }
+    });
+}
+
+/// `(a / b - 1)` as a signed percentage.
+fn pct(a: Duration, b: Duration) -> f64 {
+    (a.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0
 }
 
 fn openssl(kind: &str, salt_len: usize, iters: u32, dk: usize) -> Option<Duration> {
@@ -150,13 +196,29 @@ fn main() {
     // 1. SHA-512, 128 bytes.
     let it512 = 121_951u32;
     let mut buf = [0u8; 128];
-    let f512 = best_of(5, || {
+    let f512 = best_of(7, || {
         crypto::pbkdf2_sha512(PW, &[b'x'; 32], it512, &mut buf)
     });
     let mut buf64 = [0u8; 64];
-    let one512 = best_of(5, || {
+    let one512 = best_of(7, || {
         crypto::pbkdf2_sha512(PW, &[b'x'; 32], it512, &mut buf64)
     });
+    // The same derivations through the pbkdf2 crate, best of 7 each, every
+    // result checked against fvsync's.
+    let salt32 = [b'x'; 32];
+    let ours = buf;
+    let mut theirs = [0u8; 128];
+    let crate512 = best_of(7, || {
+        pbkdf2::pbkdf2_hmac::<sha2::Sha512>(PW, &salt32, it512, &mut theirs)
+    });
+    assert_eq!(theirs, ours);
+    let split512 = best_of(7, || generic_split_sha512(PW, &salt32, it512, &mut theirs));
+    assert_eq!(theirs, ours);
+    let mut theirs64 = [0u8; 64];
+    let crate_one512 = best_of(7, || {
+        pbkdf2::pbkdf2_hmac::<sha2::Sha512>(PW, &salt32, it512, &mut theirs64)
+    });
+    assert_eq!(theirs64, buf64);
     let o512 = openssl("sha512", 32, it512, 128);
     let r512 = compress512_rate();
     let limit512 = Duration::from_secs_f64(f64::from(it512) * 2.0 * 2.0 / r512);
@@ -191,6 +253,30 @@ fn main() {
         "  fvsync, one 64-byte block (one chain)".into(),
         format!("{:.1} ms", ms(one512)),
     ));
+    rows.push((
+        "  pbkdf2 crate, pbkdf2_hmac (one thread)".into(),
+        format!(
+            "{:.1} ms ({:+.1}% vs fvsync)",
+            ms(crate512),
+            pct(crate512, f512)
+        ),
+    ));
+    rows.push((
+        "  generic Hmac per block, two-thread split".into(),
+        format!(
+            "{:.1} ms ({:+.1}% vs fvsync)",
+            ms(split512),
+            pct(split512, f512)
+        ),
+    ));
+    rows.push((
+        "  pbkdf2 crate, one 64-byte block".into(),
+        format!(
+            "{:.1} ms ({:+.1}% vs fvsync's one chain)",
+            ms(crate_one512),
+            pct(crate_one512, one512)
+        ),
+    ));
     out.insert(
         "pbkdf2_sha512_128".into(),
         json!({
@@ -198,15 +284,22 @@ fn main() {
             "ratio_vs_openssl": o512.map(|o| f512.as_secs_f64() / o.as_secs_f64()),
             "single_core_limit_ms": ms(limit512), "parallel_limit_ms": ms(par512),
             "compress512_per_s": r512, "one_block_ms": ms(one512),
+            "crate_ms": ms(crate512), "crate_generic_split_ms": ms(split512),
+            "crate_one_block_ms": ms(crate_one512),
         }),
     );
 
     // 2. SHA-256, 32 bytes.
     let it256 = 100_000u32;
     let mut b32 = [0u8; 32];
-    let f256 = best_of(5, || {
+    let f256 = best_of(7, || {
         crypto::pbkdf2_sha256(PW, &[b'x'; 16], it256, &mut b32)
     });
+    let mut theirs32 = [0u8; 32];
+    let crate256 = best_of(7, || {
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(PW, &[b'x'; 16], it256, &mut theirs32)
+    });
+    assert_eq!(theirs32, b32);
     let o256 = openssl("sha256", 16, it256, 32);
     let r256 = compress256_rate();
     let limit256 = Duration::from_secs_f64(f64::from(it256) * 2.0 / r256);
@@ -225,6 +318,14 @@ fn main() {
         ));
     }
     rows.push((
+        "  pbkdf2 crate, pbkdf2_hmac".into(),
+        format!(
+            "{:.1} ms ({:+.1}% vs fvsync)",
+            ms(crate256),
+            pct(crate256, f256)
+        ),
+    ));
+    rows.push((
         "  single-core limit".into(),
         format!(
             "{:.1} ms ({:.2} M compressions/s)",
@@ -237,7 +338,7 @@ fn main() {
         json!({
             "iterations": it256, "fvsync_ms": ms(f256), "openssl_ms": o256.map(ms),
             "ratio_vs_openssl": o256.map(|o| f256.as_secs_f64() / o.as_secs_f64()),
-            "single_core_limit_ms": ms(limit256),
+            "single_core_limit_ms": ms(limit256), "crate_ms": ms(crate256),
         }),
     );
 

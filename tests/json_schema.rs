@@ -52,7 +52,7 @@ fn errors(name: &str, doc: &Value) -> Vec<String> {
     let v = validator(name);
     let mut errs: Vec<String> = v
         .iter_errors(doc)
-        .map(|e| format!("at '{}': {e}", e.instance_path))
+        .map(|e| format!("at '{}': {e}", e.instance_path()))
         .collect();
     errs.extend(rules(name, doc));
     errs
