@@ -527,7 +527,7 @@ fn pbkdf2_sha512_block(
 /// [`CryptoError::KekLength`] for a KEK of another size, [`CryptoError::WrapInput`] if
 /// `key` is shorter than 16 bytes or not a multiple of 8.
 pub fn aes_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(CryptoError::WrapInput(key.len()));
     }
     let res = match kek.len() {
@@ -550,7 +550,7 @@ pub fn aes_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
 /// [`CryptoError::KekLength`] for a KEK of another size; [`CryptoError::Unwrap`] for
 /// any other failure (wrong KEK, corrupted or badly sized input), deliberately opaque.
 pub fn aes_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(CryptoError::Unwrap);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - 8]);

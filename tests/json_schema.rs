@@ -2,6 +2,7 @@
 //! `docs/schema/`. The documents are real: simulated Macs of every scenario, every
 //! command, success and failure. A schema is strict (`additionalProperties: false`),
 //! so a new field fails here until it is documented.
+#![cfg(feature = "schema")]
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
