@@ -5,7 +5,7 @@
 //!    compressions per second; each iteration of each 64-byte block costs two);
 //!    and vs the hand-written compression loop fvsync had before and the
 //!    `pbkdf2` crate's `pbkdf2_hmac`: same inputs, interleaved runs, best of
-//!    9 each;
+//!    15 each;
 //! 2. PBKDF2-HMAC-SHA256, 32-byte output (APFS KEK), the same way;
 //! 3. the SRP verifier (PBKDF2 + 4096-bit modular exponentiation);
 //! 4. `diagnose` and `reconcile` end to end on simulated Macs with realistic
@@ -288,12 +288,12 @@ fn main() {
     // 1. SHA-512, 128 bytes.
     let it512 = 121_951u32;
     // fvsync, the hand-written loop it had before, and the pbkdf2 crate, on
-    // the same inputs, interleaved (one run of each in turn, best of 9 each),
+    // the same inputs, interleaved (one run of each in turn, best of 15 each),
     // every result checked against fvsync's.
     let salt32 = [b'x'; 32];
     let (mut buf, mut before, mut theirs) = ([0u8; 128], [0u8; 128], [0u8; 128]);
     let [f512, hand512, crate512] = best_of_interleaved(
-        9,
+        15,
         [
             &mut || crypto::pbkdf2_sha512(PW, &salt32, it512, &mut buf),
             &mut || hand::pbkdf2_sha512(PW, &salt32, it512, &mut before),
@@ -304,7 +304,7 @@ fn main() {
     assert_eq!(theirs, buf);
     let (mut buf64, mut before64, mut theirs64) = ([0u8; 64], [0u8; 64], [0u8; 64]);
     let [one512, hand_one512, crate_one512] = best_of_interleaved(
-        9,
+        15,
         [
             &mut || crypto::pbkdf2_sha512(PW, &salt32, it512, &mut buf64),
             &mut || hand::pbkdf2_sha512(PW, &salt32, it512, &mut before64),
@@ -397,7 +397,7 @@ fn main() {
     // crate is measured beside it.
     let (mut b32, mut theirs32) = ([0u8; 32], [0u8; 32]);
     let [f256, crate256] = best_of_interleaved(
-        9,
+        15,
         [
             &mut || crypto::pbkdf2_sha256(PW, &[b'x'; 16], it256, &mut b32),
             &mut || pbkdf2::pbkdf2_hmac::<sha2::Sha256>(PW, &[b'x'; 16], it256, &mut theirs32),
