@@ -15,10 +15,12 @@
 //! `Hmac` API, but one block per thread (the crate computes them in turn). A
 //! compression-level loop (two `compress512` calls per iteration on pre-padded
 //! blocks) used to stand here: in interleaved `make bench` runs on this
-//! project's 2-core x86-64 machine the generic block came within about 2 % of
-//! it, inside the run-to-run noise, so it went (docs/performance.md). The
+//! project's 2-core x86-64 machine the generic block came within 1.2 % of it
+//! (median of 19 runs; best runs 49.3 against 49.4 ms per chain), inside the
+//! run-to-run noise, so it went (docs/performance.md). The
 //! 32-byte SHA-256 derivation (the APFS KEK) keeps its compression-level loop
-//! (`pbkdf2_sha256_block1`): there the crate took 4–8 % longer in every run.
+//! (`pbkdf2_sha256_block1`): there the crate took 6 % longer (median; slower
+//! in 18 of 19 runs, best runs 10.4 against 9.5 ms).
 //! `examples/bench.rs` keeps the removed SHA-512 loop as its reference, so one
 //! `make bench` on another CPU (Apple silicon has SHA-512 instructions, which
 //! make the per-iteration HMAC overhead weigh more, as SHA-NI does for SHA-256
@@ -299,8 +301,8 @@ impl Drop for Block256 {
 /// Kept by hand because the crate is measurably slower here: with SHA-NI a
 /// compression costs so little that the generic `Hmac` API's per-iteration
 /// work (state clone, buffering, padding) shows. `pbkdf2::pbkdf2_hmac` took
-/// 4–8 % longer over 100,000 iterations in every interleaved `make bench`
-/// comparison (docs/performance.md, "PBKDF2: the crate against the
+/// 6 % longer over 100,000 iterations (median of 19 interleaved `make bench`
+/// comparisons, slower in 18) (docs/performance.md, "PBKDF2: the crate against the
 /// hand-written loop"); the known-answer tests and
 /// `pbkdf2_sha256_fast_path_matches_reference` hold it to the crate's bytes.
 fn pbkdf2_sha256_block1(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
@@ -453,7 +455,7 @@ impl Drop for U512 {
 /// crate computes a block; its per-block function is private, so the split
 /// over threads needs this one. It is as fast as the hand-written
 /// compression-level loop it replaces (`make bench`, docs/performance.md:
-/// within 1.5 %). `T` is summed in a local and copied out once: the threads'
+/// median +1.2 %). `T` is summed in a local and copied out once: the threads'
 /// blocks are neighbours in one output buffer, and xoring into them on every
 /// iteration shares a cache line between the two cores (20 % slower).
 fn pbkdf2_sha512_block(prf: &Hmac<Sha512>, salt: &[u8], iters: u32, block_no: u32, out: &mut [u8]) {
