@@ -7,6 +7,29 @@
 //! each one is checked against published known-answer vectors in one place, and the
 //! higher-level parsers only compose them.
 //!
+//! ## PBKDF2: the crate, except for SHA-256
+//!
+//! SHA-1 (1,000 iterations) and unusual output lengths go straight to
+//! `pbkdf2::pbkdf2_hmac`. PBKDF2-HMAC-SHA512 (ShadowHashData, 128 bytes)
+//! computes each 64-byte block the way the crate does, through the generic
+//! `Hmac` API, but one block per thread (the crate computes them in turn). A
+//! compression-level loop (two `compress512` calls per iteration on pre-padded
+//! blocks) used to stand here: in interleaved `make bench` runs on this
+//! project's 2-core x86-64 machine the generic block came within 1.2 % of it
+//! (median of 19 runs; best runs 49.3 against 49.4 ms per chain), inside the
+//! run-to-run noise, so it went (docs/performance.md). The
+//! 32-byte SHA-256 derivation (the APFS KEK) keeps its compression-level loop
+//! (`pbkdf2_sha256_block1`): there the crate took 6 % longer (median; slower
+//! in 18 of 19 runs, best runs 10.4 against 9.5 ms).
+//! `examples/bench.rs` keeps the removed SHA-512 loop as its reference, so one
+//! `make bench` on another CPU (Apple silicon has SHA-512 instructions, which
+//! make the per-iteration HMAC overhead weigh more, as SHA-NI does for SHA-256
+//! here) shows whether the choice still holds there.
+//!
+//! The keyed HMAC state cloned on every iteration is not wiped (`hmac` 0.12
+//! has no zeroize support); neither was the keyed `prf` it is cloned from,
+//! nor the SHA-1 path's state. U values and sums are wiped.
+//!
 //! Secrets produced here (derived keys, unwrapped keys) are returned in
 //! [`zeroize::Zeroizing`] containers or written into caller-owned buffers; nothing in
 //! this module prints or formats secret bytes.
@@ -271,9 +294,17 @@ impl Drop for Block256 {
 }
 
 /// PBKDF2-HMAC-SHA256, first block only (outputs of at most 32 bytes: the
-/// APFS KEK). As for SHA-512, U1 goes through the `hmac` crate and every
-/// later iteration is two `compress256` calls on a pre-padded block from the
-/// precomputed ipad/opad states.
+/// APFS KEK). U1 goes through the `hmac` crate and every later iteration is
+/// two `compress256` calls on a pre-padded block from the precomputed
+/// ipad/opad states.
+///
+/// Kept by hand because the crate is measurably slower here: with SHA-NI a
+/// compression costs so little that the generic `Hmac` API's per-iteration
+/// work (state clone, buffering, padding) shows. `pbkdf2::pbkdf2_hmac` took
+/// 6 % longer over 100,000 iterations (median of 19 interleaved `make bench`
+/// comparisons, slower in 18) (docs/performance.md, "PBKDF2: the crate against the
+/// hand-written loop"); the known-answer tests and
+/// `pbkdf2_sha256_fast_path_matches_reference` hold it to the crate's bytes.
 fn pbkdf2_sha256_block1(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
     let Ok(prf) = Hmac::<Sha256>::new_from_slice(pw) else {
         pbkdf2::pbkdf2_hmac::<Sha256>(pw, salt, iters, out);
@@ -335,12 +366,14 @@ fn pbkdf2_sha256_block1(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
 
 /// PBKDF2-HMAC-SHA512 (ShadowHashData), filling all of `out`.
 ///
-/// Outputs of up to one SHA-512 block (64 bytes) use the `pbkdf2` crate directly.
-/// Longer outputs (ShadowHashData uses 128 bytes = 2 blocks) derive each 64-byte
-/// block on its own scoped thread: PBKDF2 block *i* depends only on the password,
-/// salt, count and *i*, so this halves the wall-clock time on a 2-core machine while
-/// giving exactly the same bytes. If a thread cannot be started, the block is computed
-/// on the calling thread instead.
+/// Each 64-byte block is computed by `pbkdf2_sha512_block` (the generic
+/// `Hmac` API, as the `pbkdf2` crate does). Outputs longer than one block
+/// (ShadowHashData uses 128 bytes = 2 blocks) derive each block on its own
+/// scoped thread: PBKDF2 block *i* depends only on the password, salt, count
+/// and *i*, so this halves the wall-clock time on a 2-core machine while
+/// giving exactly the same bytes (`pbkdf2::pbkdf2_hmac` itself computes the
+/// blocks one after the other: twice as long). If a thread cannot be started,
+/// the block is computed on the calling thread instead.
 pub fn pbkdf2_sha512(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
     memoized(3, pw, salt, iters, out, |out| {
         pbkdf2_sha512_uncached(pw, salt, iters, out)
@@ -360,8 +393,6 @@ fn pbkdf2_sha512_uncached(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
         return;
     };
     let prf = &prf;
-    let pads = HmacPads::new(pw);
-    let pads = &pads;
     let n_blocks = out.len().div_ceil(64);
     std::thread::scope(|scope| {
         // Blocks 2..=n on helper threads, each into its own zeroizing buffer.
@@ -372,7 +403,7 @@ fn pbkdf2_sha512_uncached(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
                 .name("pbkdf2-sha512".into())
                 .spawn_scoped(scope, move || {
                     let mut block = Zeroizing::new([0u8; 64]);
-                    pbkdf2_sha512_block(prf, pads, salt, iters, block_no, &mut block[..]);
+                    pbkdf2_sha512_block(prf, salt, iters, block_no, &mut block[..]);
                     block
                 })
                 .ok();
@@ -381,7 +412,7 @@ fn pbkdf2_sha512_uncached(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
         // Block 1 on this thread, straight into the output.
         let first_len = out.len().min(64);
         if let Some(first) = out.get_mut(..first_len) {
-            pbkdf2_sha512_block(prf, pads, salt, iters, 1, first);
+            pbkdf2_sha512_block(prf, salt, iters, 1, first);
         }
         for (idx, block_no, handle) in pending {
             // If the thread could not be started (or, impossibly, panicked),
@@ -390,7 +421,7 @@ fn pbkdf2_sha512_uncached(pw: &[u8], salt: &[u8], iters: u32, out: &mut [u8]) {
                 Some(block) => block,
                 None => {
                     let mut block = Zeroizing::new([0u8; 64]);
-                    pbkdf2_sha512_block(prf, pads, salt, iters, block_no, &mut block[..]);
+                    pbkdf2_sha512_block(prf, salt, iters, block_no, &mut block[..]);
                     block
                 }
             };
@@ -407,111 +438,41 @@ fn block_index(idx: usize) -> u32 {
     u32::try_from(idx).map_or(u32::MAX, |i| i.saturating_add(1))
 }
 
-/// SHA-512's initial hash value (FIPS 180-4 §5.3.5).
-const SHA512_IV: [u64; 8] = [
-    0x6a09_e667_f3bc_c908,
-    0xbb67_ae85_84ca_a73b,
-    0x3c6e_f372_fe94_f82b,
-    0xa54f_f53a_5f1d_36f1,
-    0x510e_527f_ade6_82d1,
-    0x9b05_688c_2b3e_6c1f,
-    0x1f83_d9ab_fb41_bd6b,
-    0x5be0_cd19_137e_2179,
-];
+/// One SHA-512 output (a U value), wiped when dropped.
+struct U512(sha2::digest::Output<Sha512>);
 
-/// One 128-byte SHA-512 message block, wiped when dropped (it holds key or U bytes).
-struct Block(sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U128>);
-
-impl Block {
-    fn new() -> Self {
-        Block(Default::default())
-    }
-}
-
-impl Drop for Block {
+impl Drop for U512 {
     fn drop(&mut self) {
         self.0.as_mut_slice().zeroize();
     }
 }
 
-/// HMAC-SHA-512's two keyed states: SHA-512 after one block of `key ^ ipad`
-/// and one of `key ^ opad`. Every PBKDF2 iteration starts from these.
-struct HmacPads {
-    inner: Zeroizing<[u64; 8]>,
-    outer: Zeroizing<[u64; 8]>,
-}
-
-impl HmacPads {
-    fn new(key: &[u8]) -> Self {
-        let mut k = Zeroizing::new([0u8; 128]);
-        if key.len() > 128 {
-            k[..64].copy_from_slice(&Sha512::digest(key));
-        } else {
-            k[..key.len()].copy_from_slice(key);
-        }
-        let mut block = Block::new();
-        let mut pad = |byte: u8| {
-            for (b, kb) in block.0.iter_mut().zip(k.iter()) {
-                *b = kb ^ byte;
-            }
-            let mut state = Zeroizing::new(SHA512_IV);
-            sha2::compress512(&mut state, core::slice::from_ref(&block.0));
-            state
-        };
-        let inner = pad(0x36);
-        let outer = pad(0x5c);
-        HmacPads { inner, outer }
-    }
-}
-
-/// Computes PBKDF2 block `block_no` (1-based) into `out` (at most 64 bytes).
+/// Computes PBKDF2 block `block_no` (1-based) into `out` (at most 64 bytes):
+/// `T = U1 ^ ... ^ Uc`, `U1 = HMAC(P, S || INT(i))`, `Uj = HMAC(P, Uj-1)`.
 ///
-/// U1 = HMAC(P, S || INT(i)) goes through the `hmac` crate (the salt has any
-/// length). Every later U_j = HMAC(P, U_{j-1}) hashes a message of a fixed
-/// shape (one keyed block, then 64 bytes of U), so it is exactly two SHA-512
-/// compressions on pre-padded blocks from the precomputed pad states: no
-/// buffering, no padding logic, no state copies beyond the 64-byte states.
-/// The known-answer and cross-check tests compare it with `pbkdf2::pbkdf2_hmac`.
-fn pbkdf2_sha512_block(
-    prf: &Hmac<Sha512>,
-    pads: &HmacPads,
-    salt: &[u8],
-    iters: u32,
-    block_no: u32,
-    out: &mut [u8],
-) {
+/// Each U goes through the generic `Hmac` API from the keyed state `prf` (one
+/// clone, one update, one finalize per iteration), exactly as the `pbkdf2`
+/// crate computes a block; its per-block function is private, so the split
+/// over threads needs this one. It is as fast as the hand-written
+/// compression-level loop it replaces (`make bench`, docs/performance.md:
+/// median +1.2 %). `T` is summed in a local and copied out once: the threads'
+/// blocks are neighbours in one output buffer, and xoring into them on every
+/// iteration shares a cache line between the two cores (20 % slower).
+fn pbkdf2_sha512_block(prf: &Hmac<Sha512>, salt: &[u8], iters: u32, block_no: u32, out: &mut [u8]) {
+    use hmac::digest::FixedOutput;
     let mut mac = prf.clone();
     mac.update(salt);
     mac.update(&block_no.to_be_bytes());
+    let mut u = U512(Default::default());
+    FixedOutput::finalize_into(mac, &mut u.0);
     let mut t = Zeroizing::new([0u8; 64]);
-    t.copy_from_slice(&mac.finalize().into_bytes());
-    // One block holding U (64 bytes), the 0x80 terminator and the bit length
-    // of the whole message (128-byte keyed block + 64 bytes = 1536 bits).
-    let mut block = Block::new();
-    block.0[..64].copy_from_slice(&t[..]);
-    block.0[64] = 0x80;
-    block.0[112..].copy_from_slice(&1536u128.to_be_bytes());
-    let mut state = Zeroizing::new([0u64; 8]);
+    t.copy_from_slice(&u.0);
     for _ in 1..iters {
-        // Inner hash: H(ipad-block || U).
-        *state = *pads.inner;
-        sha2::compress512(&mut state, core::slice::from_ref(&block.0));
-        for (chunk, word) in block.0[..64].chunks_exact_mut(8).zip(state.iter()) {
-            chunk.copy_from_slice(&word.to_be_bytes());
-        }
-        // Outer hash: H(opad-block || inner) = the new U.
-        *state = *pads.outer;
-        sha2::compress512(&mut state, core::slice::from_ref(&block.0));
-        for ((chunk, word), acc) in block.0[..64]
-            .chunks_exact_mut(8)
-            .zip(state.iter())
-            .zip(t.chunks_exact_mut(8))
-        {
-            let bytes = word.to_be_bytes();
-            chunk.copy_from_slice(&bytes);
-            for (a, b) in acc.iter_mut().zip(bytes) {
-                *a ^= b;
-            }
+        let mut mac = prf.clone();
+        mac.update(&u.0);
+        FixedOutput::finalize_into(mac, &mut u.0);
+        for (acc, b) in t.iter_mut().zip(u.0.iter()) {
+            *acc ^= b;
         }
     }
     let n = out.len().min(64);
@@ -527,7 +488,7 @@ fn pbkdf2_sha512_block(
 /// [`CryptoError::KekLength`] for a KEK of another size, [`CryptoError::WrapInput`] if
 /// `key` is shorter than 16 bytes or not a multiple of 8.
 pub fn aes_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(CryptoError::WrapInput(key.len()));
     }
     let res = match kek.len() {
@@ -550,7 +511,7 @@ pub fn aes_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
 /// [`CryptoError::KekLength`] for a KEK of another size; [`CryptoError::Unwrap`] for
 /// any other failure (wrong KEK, corrupted or badly sized input), deliberately opaque.
 pub fn aes_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(CryptoError::Unwrap);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - 8]);

@@ -515,7 +515,8 @@ impl Root {
         }
         let suffix: [u8; 8] = crate::crypto::random_bytes()
             .map_err(|e| Error::new(ErrorKind::Failure, format!("no randomness: {e}")))?;
-        let tmp = format!(".fvsync-{}.tmp", hex::encode(suffix));
+        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = format!(".fvsync-{hex}.tmp");
         let fd = rustix::fs::openat(
             &dir,
             tmp.as_str(),

@@ -5,9 +5,9 @@
 //! The library never prints or exits except through [`output`]; `main` parses
 //! the command line, calls [`cli::run`] and maps errors to exit codes.
 //!
-//! `unsafe` is denied everywhere but in [`memlock`], whose two calls (mlock and
-//! munlock) are explained there and in docs/security.md.
-#![deny(unsafe_code)]
+//! `unsafe` is forbidden in the whole crate: memory locking ([`memlock`]) goes
+//! through the `region` crate's safe guard (docs/security.md).
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod crypto;

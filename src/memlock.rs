@@ -1,30 +1,36 @@
 //! Keeps the memory that holds passwords out of swap (`mlock`), where the OS
 //! allows it.
 //!
-//! This is the crate's one exception to "no `unsafe`": nix marks `mlock` and
-//! `munlock` unsafe because they take a raw address. Neither can break memory
+//! No `unsafe` here: the `region` crate's [`region::lock`] is a safe function
+//! that locks the pages of a range and returns a guard whose drop unlocks them
+//! (`mlock`/`munlock` on Linux and macOS). Neither call can break memory
 //! safety (they change how the kernel pages memory, never what it holds; an
-//! address that is not mapped is refused with `ENOMEM`). The addresses passed
-//! are those of live heap buffers the caller owns for as long as the guard
-//! lives. See docs/security.md.
+//! address that is not mapped is refused with `ENOMEM`). See docs/security.md.
 //!
-//! Locks are per page and do not nest in the kernel, and two small buffers
-//! (OLD and NEW) often share a page, so pages are reference-counted here: a
-//! page is unlocked only when the last buffer on it is dropped.
+//! Locks are per page, and two small buffers (OLD and NEW) often share a page.
+//! Linux does not stack locks (one `munlock` undoes any number of `mlock`s);
+//! XNU counts them (each `munlock` removes one). So pages are
+//! reference-counted here, and each locked page has exactly one
+//! [`region::LockGuard`] of one page: the page is locked once, when the first
+//! buffer on it is pinned, and unlocked once, when the last one is dropped.
+//! Both kernels then behave the same.
 //!
 //! A failure to lock (an `RLIMIT_MEMLOCK` of 0, a kernel that refuses) is not
 //! an error: the password is still zeroized on drop and core dumps are off.
 //! The first failure is remembered and `main` prints it as a warning.
-#![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::ffi::c_void;
-use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-/// Page address → number of live guards that cover it (only pages whose lock
-/// succeeded are here).
-static PAGES: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+/// One locked page: how many live [`Pinned`] guards cover it, and the one
+/// `region` guard that holds it locked (dropping it unlocks the page).
+struct Page {
+    users: usize,
+    _lock: region::LockGuard,
+}
+
+/// Page address → its lock (only pages whose lock succeeded are here).
+static PAGES: Mutex<Option<HashMap<usize, Page>>> = Mutex::new(None);
 /// Why the first lock failed.
 static FAILURE: OnceLock<String> = OnceLock::new();
 
@@ -32,14 +38,7 @@ static FAILURE: OnceLock<String> = OnceLock::new();
 /// locked: a guess smaller than the real page would make one buffer's unlock
 /// release its neighbours' pages).
 fn page_size() -> Option<usize> {
-    static SIZE: OnceLock<Option<usize>> = OnceLock::new();
-    *SIZE.get_or_init(|| {
-        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| n.is_power_of_two())
-    })
+    Some(region::page::size()).filter(|n| n.is_power_of_two())
 }
 
 /// Holds the pages of one buffer locked; unlocks them (when no other guard
@@ -65,26 +64,32 @@ pub fn pin(addr: *const u8, len: usize) -> Pinned {
         remember_failure("the page size is unknown".to_string());
         return pinned;
     };
-    let start = addr as usize & !(size - 1);
-    let end = (addr as usize).saturating_add(len);
+    let start = addr.addr() & !(size - 1);
+    let end = addr.addr().saturating_add(len);
     let mut map = PAGES.lock().unwrap_or_else(PoisonError::into_inner);
     let map = map.get_or_insert_with(HashMap::new);
     let mut page = start;
     while page < end {
-        if let Some(count) = map.get_mut(&page) {
-            *count += 1;
+        if let Some(p) = map.get_mut(&page) {
+            p.users += 1;
             pinned.pages.push(page);
-        } else if let Some(ptr) = NonNull::new(page as *mut c_void) {
-            // SAFETY: mlock only pins the page in RAM; it reads and writes
-            // nothing. `page` is the start of a page of a live heap buffer.
-            match unsafe { nix::sys::mman::mlock(ptr, size) } {
-                Ok(()) => {
-                    map.insert(page, 1);
+        } else {
+            // Exactly this one page (region rounds to page boundaries, and
+            // `page` is one).
+            match region::lock(addr.with_addr(page), size) {
+                Ok(lock) => {
+                    map.insert(
+                        page,
+                        Page {
+                            users: 1,
+                            _lock: lock,
+                        },
+                    );
                     pinned.pages.push(page);
                 }
                 // Go on: later pages may already be locked for another
                 // buffer and must be counted for this one too.
-                Err(e) => remember_failure(format!("mlock: {}", e.desc())),
+                Err(e) => remember_failure(describe(&e)),
             }
         }
         page += size;
@@ -92,27 +97,31 @@ pub fn pin(addr: *const u8, len: usize) -> Pinned {
     pinned
 }
 
+/// `mlock: <the system's message>` for a refused lock.
+fn describe(e: &region::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("mlock: {}", std::io::Error::from_raw_os_error(code)),
+        None => format!("mlock: {e}"),
+    }
+}
+
 impl Drop for Pinned {
     fn drop(&mut self) {
         if self.pages.is_empty() {
             return;
         }
-        let Some(size) = page_size() else { return };
         let mut map = PAGES.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(map) = map.as_mut() else { return };
         for page in self.pages.drain(..) {
-            let Some(count) = map.get_mut(&page) else {
+            let Some(p) = map.get_mut(&page) else {
                 continue;
             };
-            *count -= 1;
-            if *count == 0 {
+            p.users -= 1;
+            if p.users == 0 {
+                // Dropping its guard unlocks the page. The buffer is still
+                // allocated (LockedBuf unpins before it frees), and no other
+                // guard counts this page.
                 map.remove(&page);
-                if let Some(ptr) = NonNull::new(page as *mut c_void) {
-                    // SAFETY: as for mlock; munlock changes paging only. The
-                    // buffer is still allocated (LockedBuf unpins before it
-                    // frees), and no other guard counts this page.
-                    let _ = unsafe { nix::sys::mman::munlock(ptr, size) };
-                }
             }
         }
     }

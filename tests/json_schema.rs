@@ -2,6 +2,7 @@
 //! `docs/schema/`. The documents are real: simulated Macs of every scenario, every
 //! command, success and failure. A schema is strict (`additionalProperties: false`),
 //! so a new field fails here until it is documented.
+#![cfg(feature = "schema")]
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ fn errors(name: &str, doc: &Value) -> Vec<String> {
     let v = validator(name);
     let mut errs: Vec<String> = v
         .iter_errors(doc)
-        .map(|e| format!("at '{}': {e}", e.instance_path))
+        .map(|e| format!("at '{}': {e}", e.instance_path()))
         .collect();
     errs.extend(rules(name, doc));
     errs

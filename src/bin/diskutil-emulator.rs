@@ -308,7 +308,10 @@ struct CanaryVolume {
 }
 
 fn sha(b: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(b))
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 fn fake_uuid(n: u32, k: u32) -> String {

@@ -144,7 +144,7 @@ fn args(a: &[&str]) -> Vec<String> {
 fn throwaway(tag: &str) -> Result<SecretBytes> {
     let r: [u8; 8] = crate::crypto::random_bytes()
         .map_err(|e| Error::new(ErrorKind::Failure, format!("no randomness: {e}")))?;
-    let hex = hex::encode(r);
+    let hex = zeroize::Zeroizing::new(r.iter().map(|b| format!("{b:02x}")).collect::<String>());
     Ok(SecretBytes::concat(&[
         "Pässwörd-✓-".as_bytes(),
         tag.as_bytes(),
@@ -735,7 +735,10 @@ fn cache_key(mac: &DiskutilMac) -> String {
 
 fn cache_path(mac: &DiskutilMac, key: &str) -> PathBuf {
     use sha2::Digest;
-    let h = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    let h: String = sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     mac.cache_dir
         .join(format!("fvsync-rehearsal-{}.json", &h[..16]))
 }

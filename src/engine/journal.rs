@@ -52,19 +52,17 @@ impl RunId {
         &self.0
     }
 
-    /// Seconds since 1970 at which the run started, from the id.
+    /// Seconds since 1970 at which the run started, from the id (its
+    /// `YYYYMMDDTHHMMSSZ`, ISO 8601's basic format); None for a date or time
+    /// that does not exist.
     pub fn started_secs(&self) -> Option<i64> {
-        let s = &self.0;
-        let n = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-        let (y, mo, d, h, mi, se) = (
-            n(0, 4)?,
-            n(4, 6)?,
-            n(6, 8)?,
-            n(9, 11)?,
-            n(11, 13)?,
-            n(13, 15)?,
-        );
-        Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+        let stamp = self.0.get(..16)?;
+        let t = time::OffsetDateTime::parse(
+            stamp,
+            &time::format_description::well_known::Iso8601::PARSING,
+        )
+        .ok()?;
+        Some(t.unix_timestamp())
     }
 }
 
@@ -439,36 +437,18 @@ pub fn now_rfc3339() -> String {
     rfc3339(now_secs() as i64)
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Formats Unix seconds as UTC RFC 3339 (civil-from-days, Howard Hinnant's algorithm).
+/// Formats Unix seconds as UTC RFC 3339, `YYYY-MM-DDTHH:MM:SSZ`. A value
+/// outside the years 0000 to 9999 (RFC 3339's range; only a corrupt record
+/// holds one) is clamped to the nearest end of that range.
 pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    use time::format_description::well_known::Rfc3339;
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+    const FIRST: i64 = -62_167_219_200;
+    const LAST: i64 = 253_402_300_799;
+    time::OffsetDateTime::from_unix_timestamp(secs.clamp(FIRST, LAST))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
 }
 
 #[cfg(test)]
@@ -480,7 +460,11 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_796_000_000), "2026-11-30T00:53:20Z");
-        assert_eq!(days_from_civil(2000, 2, 29), 951_782_400 / 86_400);
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        // A corrupt passwordLastSetTime: clamped to RFC 3339's years.
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
+        assert_eq!(now_rfc3339().len(), 20);
     }
 
     #[test]
@@ -500,5 +484,23 @@ mod tests {
         }
         let r = RunId::try_from("20261130T005320Z-42".to_string()).unwrap();
         assert_eq!(r.started_secs(), Some(1_796_000_000));
+        let leap = RunId::try_from("20000229T000000Z-1".to_string()).unwrap();
+        assert_eq!(leap.started_secs(), Some(951_782_400));
+        assert_eq!(
+            RunId::try_from(format!("{}-7", now_rfc3339().replace(['-', ':'], "")))
+                .unwrap()
+                .started_secs()
+                .map(|t| rfc3339(t).len()),
+            Some(20)
+        );
+        // Well-formed digits, but no such date or time.
+        for bad in [
+            "20010229T000000Z-1",
+            "20261301T000000Z-1",
+            "20261130T245320Z-1",
+        ] {
+            let r = RunId::try_from(bad.to_string()).unwrap();
+            assert_eq!(r.started_secs(), None, "{bad}");
+        }
     }
 }

@@ -416,7 +416,7 @@ fn random_to_key(enctype: Enctype, seed: &[u8]) -> Zeroizing<Vec<u8>> {
 /// Sets the low bit of `b` so that `b` has an odd number of one bits.
 fn odd_parity(b: u8) -> u8 {
     let high = b & 0xfe;
-    if high.count_ones() % 2 == 0 {
+    if high.count_ones().is_multiple_of(2) {
         high | 1
     } else {
         high

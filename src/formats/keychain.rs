@@ -423,7 +423,7 @@ fn tables(file: &[u8]) -> Result<Vec<Table>, KeychainError> {
             let at = add(base, TABLE_HEADER_LEN + 4 * s, "record slot")?;
             let off = be32(file, at, "record slot")? as usize;
             // 0 = empty slot; odd values are free-list links (deleted records).
-            if off == 0 || off % 4 != 0 {
+            if off == 0 || !off.is_multiple_of(4) {
                 continue;
             }
             if spans.len() >= MAX_RECORDS {
@@ -591,7 +591,8 @@ pub fn find_db_blob(file: &[u8]) -> Result<DbBlob, KeychainError> {
 /// # Errors
 /// Any [`find_db_blob`] error.
 pub fn system_keys_file_name(file: &[u8]) -> Result<String, KeychainError> {
-    Ok(hex::encode_upper(find_db_blob(file)?.salt))
+    let salt = find_db_blob(file)?.salt;
+    Ok(salt.iter().map(|b| format!("{b:02X}")).collect())
 }
 
 /// `PBKDF2-HMAC-SHA1(passphrase, salt, 1000, 24)`: the keychain master key.
@@ -708,7 +709,7 @@ fn binary_plist_root_data(b: &[u8]) -> Result<&[u8], KeychainError> {
 }
 
 fn tdes_decrypt(key: &[u8], iv: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeychainError> {
-    if data.is_empty() || data.len() % 8 != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(8) {
         return Err(KeychainError::Cipher);
     }
     let mut buf = Zeroizing::new(data.to_vec());
@@ -720,7 +721,7 @@ fn tdes_decrypt(key: &[u8], iv: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>
 }
 
 fn tdes_encrypt(key: &[u8], iv: &[u8], data: &[u8]) -> Result<Vec<u8>, KeychainError> {
-    if data.is_empty() || data.len() % 8 != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(8) {
         return Err(KeychainError::Cipher);
     }
     let mut buf = data.to_vec();

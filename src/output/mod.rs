@@ -1,12 +1,16 @@
 //! The one module that writes to stdout and stderr. Everything else returns
 //! values; this module renders them for people (tables, colour on a terminal
-//! unless `NO_COLOR`, lines wrapped to the terminal's width, 78 columns when
-//! it is unknown) or for scripts (`--json`, with `"version": 1`).
+//! by the `NO_COLOR` / `CLICOLOR` / `CLICOLOR_FORCE` conventions, lines
+//! wrapped to the terminal's width, 78 columns when it is unknown) or for
+//! scripts (`--json`, with `"version": 1`).
 
 pub mod render;
 
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
+
+use anstyle::{AnsiColor, Style};
+use unicode_width::UnicodeWidthStr;
 
 use crate::error::Error;
 
@@ -31,6 +35,13 @@ impl From<&str> for Cell {
         Cell::Text(s.to_string())
     }
 }
+
+/// A heading.
+const HEADING: Style = Style::new().bold();
+/// A status that is good, bad, or neither.
+const GOOD: Style = AnsiColor::Green.on_default();
+const BAD: Style = AnsiColor::Red.on_default();
+const OTHER: Style = AnsiColor::Yellow.on_default();
 
 /// How the run prints.
 pub struct Ui {
@@ -67,14 +78,53 @@ fn terminal_width() -> usize {
     w.clamp(40, 10_000)
 }
 
-/// Whether colour is wanted: a terminal, and `NO_COLOR` unset or empty
-/// (the no-color.org convention: an empty value does not count).
-fn want_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// What the environment says about colour, as `anstyle-query` reads it (the
+/// crate clap uses for its own help).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ColorEnv {
+    /// `NO_COLOR` set and not empty (no-color.org: an empty value does not count).
+    no_color: bool,
+    /// `CLICOLOR_FORCE` set and not empty.
+    clicolor_force: bool,
+    /// `CLICOLOR`: unset, `0` (`Some(false)`) or anything else (`Some(true)`).
+    clicolor: Option<bool>,
+    /// `TERM` set and not `dumb`.
+    term_supports_color: bool,
+    /// `CI` set.
+    ci: bool,
+}
+
+impl ColorEnv {
+    fn from_process() -> Self {
+        ColorEnv {
+            no_color: anstyle_query::no_color(),
+            clicolor_force: anstyle_query::clicolor_force(),
+            clicolor: anstyle_query::clicolor(),
+            term_supports_color: anstyle_query::term_supports_color(),
+            ci: anstyle_query::is_ci(),
+        }
+    }
+}
+
+/// Whether colour is wanted, decided as clap (anstream) decides it for its
+/// help: `NO_COLOR` wins, then `CLICOLOR_FORCE`, then `CLICOLOR=0`; otherwise
+/// only on a terminal that can show colour (`TERM` not `dumb`, or `CLICOLOR`
+/// set, or a CI).
+fn want_color(env: ColorEnv, stdout_is_terminal: bool) -> bool {
+    if env.no_color {
+        false
+    } else if env.clicolor_force {
+        true
+    } else if env.clicolor == Some(false) {
+        false
+    } else {
+        stdout_is_terminal && (env.term_supports_color || env.clicolor == Some(true) || env.ci)
+    }
 }
 
 /// Wraps `text` to `width` columns: the first line starts with `first`, the
-/// others with `rest` (both counted). Words longer than a line are kept whole.
+/// others with `rest` (both counted), in terminal columns ([`visible_len`]).
+/// Words longer than a line are kept whole.
 pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut line = first.to_string();
@@ -151,7 +201,7 @@ impl Ui {
             json,
             verbose: false,
             width: terminal_width(),
-            color: want_color(),
+            color: want_color(ColorEnv::from_process(), std::io::stdout().is_terminal()),
             err_is_tty: std::io::stderr().is_terminal(),
             wrote_json: false,
             spinner: None,
@@ -211,7 +261,12 @@ impl Ui {
             return;
         }
         if self.color {
-            let _ = writeln!(self.out, "\x1b[1m{s}\x1b[0m");
+            let _ = writeln!(
+                self.out,
+                "{}{s}{}",
+                HEADING.render(),
+                HEADING.render_reset()
+            );
         } else {
             let _ = writeln!(self.out, "{s}");
         }
@@ -222,12 +277,12 @@ impl Ui {
         if !self.color {
             return s.to_string();
         }
-        let code = match good {
-            Some(true) => "32",
-            Some(false) => "31",
-            None => "33",
+        let style = match good {
+            Some(true) => GOOD,
+            Some(false) => BAD,
+            None => OTHER,
         };
-        format!("\x1b[{code}m{s}\x1b[0m")
+        format!("{}{s}{}", style.render(), style.render_reset())
     }
 
     /// A table: a header row and rows, columns padded to fit. This is the
@@ -249,7 +304,7 @@ impl Ui {
             })
             .collect();
         let rows = &rows;
-        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = header.iter().map(|h| visible_len(h)).collect();
         for r in rows {
             for (i, c) in r.iter().enumerate() {
                 if i < widths.len() {
@@ -386,21 +441,245 @@ impl Ui {
     }
 }
 
-/// The columns `s` takes on a terminal (ANSI colour sequences skipped).
+/// The columns `s` takes on a terminal: the Unicode width of its text (two
+/// for a CJK character or an emoji, none for a combining mark), ANSI colour
+/// sequences (`ESC ... m`) skipped.
 pub fn visible_len(s: &str) -> usize {
-    // Skip ANSI colour sequences when measuring.
     let mut n = 0;
-    let mut in_esc = false;
-    for c in s.chars() {
-        if in_esc {
-            if c == 'm' {
-                in_esc = false;
-            }
-        } else if c == '\x1b' {
-            in_esc = true;
-        } else {
-            n += 1;
+    let mut rest = s;
+    while let Some(esc) = rest.find('\x1b') {
+        n += rest[..esc].width();
+        rest = match rest[esc..].find('m') {
+            Some(m) => &rest[esc + m + 1..],
+            None => "",
+        };
+    }
+    n + rest.width()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer the test reads back after the `Ui` is done with it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
-    n
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    const TERM: ColorEnv = ColorEnv {
+        no_color: false,
+        clicolor_force: false,
+        clicolor: None,
+        term_supports_color: true,
+        ci: false,
+    };
+
+    #[test]
+    fn colour_follows_the_conventions() {
+        // A terminal that shows colour: on; not a terminal: off.
+        assert!(want_color(TERM, true));
+        assert!(!want_color(TERM, false));
+        // NO_COLOR (non-empty) wins over everything, CLICOLOR_FORCE included.
+        let no = ColorEnv {
+            no_color: true,
+            ..TERM
+        };
+        assert!(!want_color(no, true));
+        let no_forced = ColorEnv {
+            clicolor_force: true,
+            ..no
+        };
+        assert!(!want_color(no_forced, true));
+        // CLICOLOR_FORCE: on even into a pipe.
+        let forced = ColorEnv {
+            clicolor_force: true,
+            ..TERM
+        };
+        assert!(want_color(forced, false));
+        // CLICOLOR=0: off on a terminal.
+        let off = ColorEnv {
+            clicolor: Some(false),
+            ..TERM
+        };
+        assert!(!want_color(off, true));
+        // TERM=dumb (or unset): off, unless CLICOLOR asks for it or in CI.
+        let dumb = ColorEnv {
+            term_supports_color: false,
+            ..TERM
+        };
+        assert!(!want_color(dumb, true));
+        assert!(want_color(
+            ColorEnv {
+                clicolor: Some(true),
+                ..dumb
+            },
+            true
+        ));
+        assert!(want_color(ColorEnv { ci: true, ..dumb }, true));
+        assert!(!want_color(ColorEnv { ci: true, ..dumb }, false));
+    }
+
+    const PROBE: &str = "FVSYNC_TEST_COLOR_ENV";
+
+    /// The environment as read from the process, injected into a child run of
+    /// this test binary (so that no variable of this process changes): an
+    /// empty `NO_COLOR=` or `CLICOLOR_FORCE=` does not count as set.
+    #[test]
+    fn the_colour_variables_are_read_by_the_conventions() {
+        if let Some(want) = std::env::var_os(PROBE) {
+            // The child: compare what it reads with what the parent expects.
+            assert_eq!(
+                format!("{:?}", ColorEnv::from_process()),
+                want.to_str().unwrap()
+            );
+            return;
+        }
+        let cases: [(&[(&str, &str)], ColorEnv); 7] = [
+            (&[("TERM", "xterm-256color")], TERM),
+            (&[("TERM", "xterm"), ("NO_COLOR", "")], TERM),
+            (
+                &[("TERM", "xterm"), ("NO_COLOR", "1")],
+                ColorEnv {
+                    no_color: true,
+                    ..TERM
+                },
+            ),
+            (&[("TERM", "xterm"), ("CLICOLOR_FORCE", "")], TERM),
+            (
+                &[
+                    ("TERM", "xterm"),
+                    ("CLICOLOR_FORCE", "1"),
+                    ("CLICOLOR", "0"),
+                ],
+                ColorEnv {
+                    clicolor_force: true,
+                    clicolor: Some(false),
+                    ..TERM
+                },
+            ),
+            (
+                &[("TERM", "dumb"), ("CLICOLOR", "1")],
+                ColorEnv {
+                    clicolor: Some(true),
+                    term_supports_color: false,
+                    ..TERM
+                },
+            ),
+            (
+                &[("CI", "true")],
+                ColorEnv {
+                    term_supports_color: false,
+                    ci: true,
+                    ..TERM
+                },
+            ),
+        ];
+        for (vars, want) in cases {
+            let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+            c.args([
+                "--exact",
+                "output::tests::the_colour_variables_are_read_by_the_conventions",
+                "--test-threads=1",
+            ]);
+            for v in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM", "CI"] {
+                c.env_remove(v);
+            }
+            c.envs(vars.iter().copied()).env(PROBE, format!("{want:?}"));
+            let out = c.output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{vars:?}: {stdout}");
+            assert!(
+                stdout.contains("1 passed"),
+                "{vars:?}: the child ran no test: {stdout}"
+            );
+        }
+        // So an empty NO_COLOR= on a terminal still gets colour.
+        assert!(want_color(TERM, true));
+    }
+
+    #[test]
+    fn widths_are_terminal_columns() {
+        assert_eq!(visible_len("alice"), 5);
+        assert_eq!(visible_len("山田太郎"), 8);
+        assert_eq!(visible_len("🦀"), 2);
+        assert_eq!(
+            visible_len("e\u{301}"),
+            1,
+            "a combining mark takes no column"
+        );
+        assert_eq!(visible_len("\x1b[32mok\x1b[0m"), 2);
+        assert_eq!(visible_len("\x1b[1m山田\x1b[0m!"), 5);
+        assert_eq!(
+            visible_len("a\x1b[3"),
+            1,
+            "an unterminated sequence counts nothing"
+        );
+    }
+
+    /// The column at which `needle` starts in `line`, in terminal columns.
+    fn column_of(line: &str, needle: &str) -> usize {
+        visible_len(&line[..line.find(needle).unwrap()])
+    }
+
+    #[test]
+    fn tables_align_wide_names() {
+        let out = Shared::default();
+        let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(Shared::default()), false);
+        ui.color = true; // a coloured cell: its escape sequences take no column
+        let rows: Vec<Vec<Cell>> = vec![
+            vec!["alice".into(), "501".into(), "yes".into()],
+            vec!["山田太郎".into(), "502".into(), "no".into()],
+            vec!["🦀 crab".into(), "503".into(), "yes".into()],
+            vec![
+                Cell::Status("José".into(), Some(true)),
+                "504".into(),
+                "no".into(),
+            ],
+        ];
+        ui.table(&["NAME", "UID", "ADMIN"], &rows);
+        let text = out.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[4].starts_with("\x1b[32mJosé\x1b[0m "), "{text}");
+        let uid = column_of(lines[0], "UID");
+        let admin = column_of(lines[0], "ADMIN");
+        // The widest name is 8 columns (four CJK characters), plus two spaces.
+        assert_eq!(uid, 10, "{text}");
+        for (line, id) in lines[1..].iter().zip(["501", "502", "503", "504"]) {
+            assert_eq!(column_of(line, id), uid, "{text}");
+            let after = &line[line.find(id).unwrap() + 3..];
+            assert_eq!(
+                uid + 3 + after.len() - after.trim_start().len(),
+                admin,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrapping_counts_columns() {
+        // Three words of 6 columns (3 characters each) in 14 columns: two fit
+        // on a line (13 columns), the third goes to the next.
+        let lines = wrap("日本語 日本語 日本語", 14, "", "");
+        assert_eq!(lines, ["日本語 日本語", "日本語"]);
+        assert!(lines.iter().all(|l| visible_len(l) <= 14));
+        // ASCII of the same character count fits on one line.
+        assert_eq!(wrap("abc abc abc", 14, "", "").len(), 1);
+    }
 }

@@ -843,7 +843,8 @@ impl Platform for SimMac {
         // Each simulated Mac is a Mac of its own.
         use sha2::Digest;
         let h = sha2::Sha256::digest(self.root.as_os_str().as_encoded_bytes());
-        format!("{}-{}", vol.uuid, hex::encode(&h[..8]))
+        let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hex}", vol.uuid)
     }
 
     fn simulated_owner(&self) -> Option<u32> {
