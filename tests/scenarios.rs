@@ -19,6 +19,7 @@ const EXPECTED: &[(&str, i32, [&str; 4])] = &[
     ("securetoken-fv-off", 3, ["old", "old", "old", "old"]),
     ("legacy-keychain", 3, ["old", "old", "old", "old"]),
     ("keychain-macos26", 3, ["old", "old", "old", "old"]),
+    ("stale-preboot", 0, ["new", "new", "new", "new"]),
 ];
 
 fn accepts(v: &serde_json::Value) -> Vec<String> {
@@ -166,6 +167,10 @@ fn reconcile_then_verify_every_scenario() {
         if *scenario == "in-sync" {
             assert!(changed.is_empty(), "{changed:?}");
         }
+        if *scenario == "stale-preboot" {
+            // Only the Preboot lists were out of date.
+            assert_eq!(changed, ["preboot"], "{scenario}");
+        }
         if before[0] == "old" {
             assert!(
                 changed.contains(&"filevault") && changed.contains(&"preboot"),
@@ -188,14 +193,16 @@ fn reconcile_then_verify_every_scenario() {
         assert_eq!(o.code, Some(0), "{scenario}: {}{}", o.stdout, o.stderr);
         let v = json(&o);
         assert_eq!(v["in_sync"], true);
-        // The diskutil backend cannot read the Preboot state: null there.
+        // Both backends read the Preboot lists (the diskutil one mounts the
+        // Preboot volume read-only for it); a volume without FileVault has none.
         assert_eq!(
             v["preboot_current"],
-            if fv && !diskutil_mode() {
+            if fv {
                 serde_json::json!(true)
             } else {
                 serde_json::Value::Null
-            }
+            },
+            "{scenario}"
         );
         if *scenario == "throttled" {
             continue; // no attempt to spare for the checks below

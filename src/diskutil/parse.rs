@@ -22,7 +22,7 @@ pub enum ParseError {
 }
 
 fn root(bytes: &[u8]) -> Result<Dictionary, ParseError> {
-    let v = Value::from_reader(std::io::Cursor::new(bytes)).map_err(|_| ParseError::NotPlist)?;
+    let v = crate::formats::plist_safe::parse(bytes).map_err(|_| ParseError::NotPlist)?;
     let d = v.into_dictionary().ok_or(ParseError::NotPlist)?;
     if let Some(msg) = error_message(&d) {
         return Err(ParseError::Reported(msg));
