@@ -201,6 +201,12 @@ impl DiskutilMac {
         *self.cache.borrow_mut() = Listings::default();
     }
 
+    /// Forgets one volume's `diskutil info` (its mount point changed, nothing
+    /// else: mounting or unmounting the Preboot volume).
+    fn forget_info(&self, dev: &str) {
+        self.cache.borrow_mut().info.remove(dev);
+    }
+
     fn failed(&self, args: &[&str], out: &Output) -> Error {
         Error::new(
             ErrorKind::Failure,
@@ -565,7 +571,8 @@ impl Platform for DiskutilMac {
             }));
         }
         let r = self.simple(&["mount", "readOnly", &pre.device]);
-        self.changed();
+        // Only the Preboot volume's own information changes (its mount point).
+        self.forget_info(&pre.device);
         r?;
         // Mounted by this run from here on: every way out puts it back.
         match self.info(&pre.device).map(|i| i.mount_point) {
@@ -576,7 +583,7 @@ impl Platform for DiskutilMac {
             })),
             other => {
                 let _ = self.simple(&["unmount", &pre.device]);
-                self.changed();
+                self.forget_info(&pre.device);
                 Err(match other {
                     Err(e) => e,
                     Ok(_) => Error::new(
@@ -591,7 +598,7 @@ impl Platform for DiskutilMac {
     fn preboot_release(&mut self, mount: PrebootMount) {
         if mount.mounted_by_us {
             let _ = self.simple(&["unmount", &mount.device]);
-            self.changed();
+            self.forget_info(&mount.device);
         }
     }
 

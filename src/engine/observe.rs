@@ -403,13 +403,16 @@ impl Observation {
         let (Some(uuid), Some(off)) = (&self.crypto_uuid, &self.offline) else {
             return;
         };
-        match target::preboot_currency(
-            ctx.p,
-            &self.target.vol,
-            &off.record,
-            uuid,
-            self.target.crypto.as_ref(),
-        ) {
+        // The lists read to find the user, or (a volume readable from the
+        // start) read now; unreadable lists leave it "not checked".
+        let list = match &self.target.preboot {
+            Some(l) => l.clone(),
+            None => match target::preboot_users(ctx.p, &self.target.vol) {
+                Ok(l) => l,
+                Err(_) => return,
+            },
+        };
+        match target::preboot_currency(&list, &off.record, uuid, self.target.crypto.as_ref()) {
             Some(Currency::Current) => self.preboot_current = Some(true),
             Some(Currency::Stale(why)) => {
                 self.preboot_current = Some(false);

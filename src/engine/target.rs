@@ -48,6 +48,9 @@ pub struct Target {
     pub crypto: Option<CryptoUser>,
     /// The UUID comes from the Preboot list (the volume is locked).
     pub from_preboot: bool,
+    /// The volume's Preboot lists as read to find the user (a locked volume),
+    /// so that they are read once per run.
+    pub preboot: Option<PrebootList>,
     /// How the name matched.
     pub matched: Match,
     /// What was typed.
@@ -210,6 +213,8 @@ pub fn record_users(root: &Root) -> Result<Vec<RecordUser>> {
 /// The Preboot volume's user lists for a Data volume, as read (display only).
 #[derive(Clone, Debug)]
 pub struct PrebootList {
+    /// The Data volume they are for.
+    pub volume: String,
     /// The Preboot volume.
     pub device: String,
     /// The folder (a UUID) they were found under.
@@ -290,7 +295,10 @@ pub fn preboot_users(
     };
     let r = read_lists(&mount, &folders, own);
     p.preboot_release(mount);
-    r
+    r.map(|mut l| {
+        l.volume = vol.device.clone();
+        l
+    })
 }
 
 fn read_lists(
@@ -343,6 +351,7 @@ fn read_lists(
             crypto_users.as_deref().unwrap_or_default(),
         );
         return Ok(PrebootList {
+            volume: String::new(),
             device: mount.device.clone(),
             folder: folder.clone(),
             users,
@@ -356,19 +365,17 @@ fn read_lists(
     })
 }
 
-/// Whether the Preboot lists show what the record on the opened volume says
-/// of the user (`rec`, `uuid` its bound GeneratedUID; `crypto` the crypto
-/// user, for its own hint): `Some(false)` with why only for a visible mismatch
-/// (another name, full name or hint, or no entry in a list that names others);
-/// `None` when the lists cannot be read (never "stale" for that).
+/// Whether the Preboot lists (`list`) show what the record on the opened
+/// volume says of the user (`rec`, `uuid` its bound GeneratedUID; `crypto`
+/// the crypto user, for its own hint): `Stale` with why only for a visible
+/// mismatch (another name, full name or hint, or no entry in a list that
+/// names others); `None` when there is nothing to compare.
 pub fn preboot_currency(
-    p: &mut dyn Platform,
-    vol: &Volume,
+    list: &PrebootList,
     rec: &record::UserRecord,
     uuid: &str,
     crypto: Option<&CryptoUser>,
 ) -> Option<preboot::Currency> {
-    let list = preboot_users(p, vol).ok()?;
     let hints = [
         rec.first_string("hint"),
         crypto.and_then(|c| c.hint.as_deref()),
@@ -421,6 +428,7 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
     let mut all: Vec<Candidate> = Vec::new();
     // The locked volumes, each with why its Preboot lists could not be read.
     let mut locked: Vec<(Volume, Option<PrebootError>)> = Vec::new();
+    let mut lists: Vec<PrebootList> = Vec::new();
     let mut unreadable: Option<Error> = None;
     for (vol, internal) in data_volumes(p, volume)? {
         match open_root(p, &vol)? {
@@ -463,7 +471,9 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
                     // Only the volume's local crypto users can unlock it (Apple's
                     // login window keeps only the entries the keybag has a record for).
                     let crypto = p.crypto_users(&vol)?;
-                    for u in list.users.into_iter().filter(|u| {
+                    let users = list.users.clone();
+                    lists.push(list);
+                    for u in users.into_iter().filter(|u| {
                         crypto.iter().any(|c| {
                             c.kind == "LocalOpenDirectory" && c.uuid.eq_ignore_ascii_case(&u.uuid)
                         })
@@ -559,6 +569,9 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
         uuid: c.uuid.clone(),
         crypto,
         from_preboot: c.from_preboot,
+        preboot: lists
+            .into_iter()
+            .find(|l| c.from_preboot && l.volume == c.vol.device),
         matched,
         typed: typed.to_string(),
         internal: c.internal,
