@@ -18,6 +18,7 @@
 //! mount point only while it is mounted.
 //!
 //! Modes for hostile tests: `hang`, `kill`, `garbage`, `empty`, `huge`,
+//! `nested` (a plist of 200,000 nested arrays),
 //! `slow-change` (changePassphrase works, then hangs), `odd-messages` (a wrong
 //! passphrase is reported in words fvsync does not know), `corestorage` (no
 //! APFS, a CoreStorage volume group). Framing modes (one diskutil binary: they
@@ -185,6 +186,21 @@ fn run(all: &[String]) -> Result<i32, String> {
             return Ok(0);
         }
         Some("empty") => return Ok(0),
+        Some("nested") => {
+            // A 3 MB plist of 200,000 nested arrays (a stack overflow for a
+            // reader that does not bound the nesting).
+            let mut out =
+                b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">".to_vec();
+            for _ in 0..200_000 {
+                out.extend_from_slice(b"<array>");
+            }
+            for _ in 0..200_000 {
+                out.extend_from_slice(b"</array>");
+            }
+            out.extend_from_slice(b"</plist>\n");
+            let _ = std::io::stdout().write_all(&out);
+            return Ok(0);
+        }
         Some("huge") => {
             let chunk = vec![b'x'; 1 << 20];
             let mut out = std::io::stdout();

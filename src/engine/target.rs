@@ -468,16 +468,12 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
             }
             None => match preboot_users(p, &vol) {
                 Ok(list) => {
-                    // Only the volume's local crypto users can unlock it (Apple's
-                    // login window keeps only the entries the keybag has a record for).
-                    let crypto = p.crypto_users(&vol)?;
+                    // Every user the lists name, crypto user or not: one whose
+                    // keybag entry is missing is then told so by name (the
+                    // command refuses: not a FileVault user of the volume).
                     let users = list.users.clone();
                     lists.push(list);
-                    for u in users.into_iter().filter(|u| {
-                        crypto.iter().any(|c| {
-                            c.kind == "LocalOpenDirectory" && c.uuid.eq_ignore_ascii_case(&u.uuid)
-                        })
-                    }) {
+                    for u in users {
                         all.push(Candidate {
                             vol: vol.clone(),
                             internal,
