@@ -759,3 +759,79 @@ fn preboot_lists_that_cannot_be_read_are_not_a_missing_user() {
         }
     }
 }
+
+#[test]
+fn the_simulated_preboot_lists_have_apples_shape_only() {
+    let (_t, dir) = mac("in-sync");
+    let f = dir.join(PREBOOT).join(GROUP).join("var/db");
+    let top = |name: &str| {
+        plist::Value::from_file(f.join(name))
+            .unwrap()
+            .into_dictionary()
+            .unwrap()
+    };
+    let keys = |d: &plist::Dictionary| {
+        let mut k: Vec<String> = d.keys().cloned().collect();
+        k.sort();
+        k
+    };
+    // AllUsersInfo.plist: keyed by short name (Apple's authd iterates it so).
+    let all = top("AllUsersInfo.plist");
+    assert_eq!(keys(&all), ["alice", "bob", "itadmin"]);
+    for (name, e) in &all {
+        let e = e.as_dictionary().unwrap();
+        assert_eq!(
+            keys(e),
+            [
+                "Admin",
+                "AuthenticationAuthority",
+                "GeneratedUID",
+                "HomeDir",
+                "RealName",
+                "UID"
+            ],
+            "{name}"
+        );
+    }
+    assert_eq!(
+        all["alice"].as_dictionary().unwrap()["GeneratedUID"].as_string(),
+        Some(ALICE_UUID)
+    );
+    assert_eq!(
+        all["itadmin"].as_dictionary().unwrap()["Admin"].as_boolean(),
+        Some(true)
+    );
+    // CryptoUserInfo.plist: keyed by UUID, no key Apple does not write.
+    let cr = top("CryptoUserInfo.plist");
+    let e = cr[ALICE_UUID].as_dictionary().unwrap();
+    assert_eq!(keys(e), ["FullName", "ShortName", "UserType"]);
+    assert_eq!(e["UserType"].as_string(), Some("OpenDirectory"));
+    for k in ["KeybagGeneration", "PassphraseHint"] {
+        assert!(cr
+            .values()
+            .all(|v| !v.as_dictionary().unwrap().contains_key(k)));
+    }
+    // The parsers read them back as the engine does.
+    let m = fvsync::formats::preboot::merge(
+        &fvsync::formats::preboot::parse_all_users_info(
+            &std::fs::read(f.join("AllUsersInfo.plist")).unwrap(),
+        )
+        .unwrap(),
+        &fvsync::formats::preboot::parse_crypto_user_info(
+            &std::fs::read(f.join("CryptoUserInfo.plist")).unwrap(),
+        )
+        .unwrap(),
+    );
+    let names: Vec<(&str, Option<&str>)> = m
+        .iter()
+        .map(|u| (u.name.as_str(), u.real_name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("alice", Some("Alice Martin")),
+            ("bob", Some("Bob Chen")),
+            ("itadmin", Some("IT Admin"))
+        ]
+    );
+}
