@@ -9,8 +9,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::platform::{
-    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, PrebootUser, Rehearsal,
-    SystemInfo, Volume,
+    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, Rehearsal, SystemInfo, Volume,
 };
 use crate::secret::Password;
 
@@ -38,6 +37,8 @@ pub struct Faults {
     pub unlock: Option<Fault>,
     /// `update_preboot`.
     pub update_preboot: Option<Fault>,
+    /// `preboot_mount` (`Instead`: the Preboot volume cannot be mounted).
+    pub preboot_mount: Option<Fault>,
 }
 
 /// See the module docs.
@@ -139,7 +140,16 @@ impl<P: Platform> Platform for FaultyPlatform<P> {
         self.inner.ownership_enabled(vol)
     }
     fn preboot_mount(&mut self, vol: &Volume) -> Result<Option<PrebootMount>> {
-        self.inner.preboot_mount(vol)
+        match self.faults.preboot_mount.take() {
+            None | Some(Fault::Answer(_)) => self.inner.preboot_mount(vol),
+            Some(Fault::Instead(k)) => Err(injected(k, "mount the Preboot volume")),
+            Some(Fault::After(k)) => {
+                if let Some(m) = self.inner.preboot_mount(vol)? {
+                    self.inner.preboot_release(m);
+                }
+                Err(injected(k, "mount the Preboot volume"))
+            }
+        }
     }
     fn preboot_release(&mut self, mount: PrebootMount) {
         self.inner.preboot_release(mount)
@@ -161,11 +171,5 @@ impl<P: Platform> Platform for FaultyPlatform<P> {
     }
     fn simulated_owner(&self) -> Option<u32> {
         self.inner.simulated_owner()
-    }
-    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>> {
-        self.inner.preboot_users(vol)
-    }
-    fn preboot_current(&self, vol: &Volume, user: &str) -> Result<Option<bool>> {
-        self.inner.preboot_current(vol, user)
     }
 }

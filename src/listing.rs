@@ -224,15 +224,28 @@ pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool)
                 }
             }
             None => {
-                for u in crate::engine::target::preboot_users(p, vol)?.unwrap_or_default() {
+                let users = match crate::engine::target::preboot_users(p, vol) {
+                    Ok(l) => l.users,
+                    Err(e) => {
+                        ui.warn(&format!(
+                            "{} ({}) is locked and its Preboot volume's user lists cannot be read: {}; \
+                             unlock it to list its users",
+                            vol.device,
+                            escape(&vol.name),
+                            escape(&e.to_string())
+                        ));
+                        Vec::new()
+                    }
+                };
+                for u in users {
                     let uuid = Some(u.uuid.clone());
                     list.push(UserInfo {
                         name: u.name,
-                        real_name: Some(u.real_name),
+                        real_name: u.real_name,
                         uid: None,
                         filevault_user: is_crypto(&uuid),
                         generated_uid: uuid,
-                        admin: None,
+                        admin: u.admin,
                         secure_token: None,
                         hash_schemes: vec![],
                         keychain: None,

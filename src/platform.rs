@@ -90,18 +90,6 @@ pub struct CryptoUser {
     pub hint: Option<String>,
 }
 
-/// A user as the Preboot volume lists it before any unlock.
-#[derive(Clone, Debug, Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct PrebootUser {
-    /// Short name.
-    pub name: String,
-    /// Full name.
-    pub real_name: String,
-    /// GeneratedUID (= crypto-user UUID).
-    pub uuid: String,
-}
-
 /// What one FileVault attempt came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -245,7 +233,9 @@ pub trait Platform {
     /// The hint cannot be set.
     fn set_hint(&mut self, vol: &Volume, user: &str, hint: Option<&str>) -> Result<()>;
 
-    /// Refreshes the Preboot volume's user lists for a Data volume.
+    /// Refreshes the Preboot volume's user lists for a Data volume (`diskutil
+    /// apfs updatePreboot`: names, full names, hints and pictures from the
+    /// records; never a passphrase).
     ///
     /// # Errors
     /// The update failed.
@@ -266,7 +256,9 @@ pub trait Platform {
     fn ownership_enabled(&self, vol: &Volume) -> Result<bool>;
 
     /// Makes the Preboot volume of `vol`'s container readable, mounting it
-    /// read-only when it is not mounted (`None`: the container has none).
+    /// read-only when it is not mounted (`None`: the container has none). The
+    /// engine reads its user lists itself
+    /// ([`crate::engine::target::preboot_users`]).
     ///
     /// # Errors
     /// It cannot be found or mounted.
@@ -313,19 +305,4 @@ pub trait Platform {
     fn simulated_owner(&self) -> Option<u32> {
         None
     }
-
-    /// Transitional (the engine refactor replaces it with
-    /// [`crate::formats::preboot`] over [`Platform::preboot_mount`]): the users
-    /// the Preboot volume lists for a Data volume's group, when readable.
-    ///
-    /// # Errors
-    /// The list exists but is malformed.
-    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>>;
-
-    /// Transitional, like [`Platform::preboot_users`]: whether the Preboot
-    /// record of a crypto user is current, when the platform can tell.
-    ///
-    /// # Errors
-    /// A record exists but is malformed.
-    fn preboot_current(&self, vol: &Volume, user: &str) -> Result<Option<bool>>;
 }

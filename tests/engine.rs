@@ -239,3 +239,36 @@ fn throttled_at_the_first_attempt_spends_nothing_and_changes_nothing() {
         assert_eq!(disk_tree(&dir), before, "{b:?}");
     }
 }
+
+#[test]
+fn a_preboot_volume_that_will_not_mount_is_exit_5_not_a_missing_user() {
+    for b in BACKENDS {
+        let (_t, dir) = mac("all-old");
+        let before = disk_tree(&dir);
+        let faults = Faults {
+            preboot_mount: Some(Fault::Instead(ErrorKind::Failure)),
+            ..Faults::default()
+        };
+        let o = reconcile_with(b, &dir, faults);
+        assert_eq!(o.code, 5, "{b:?}: {}", o.stderr);
+        let v = o.json();
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("cannot read the Preboot volume's user lists for disk3s5")
+                && msg.contains("cannot be mounted (injected fault"),
+            "{b:?}: {v}"
+        );
+        assert!(
+            v["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("diskutil apfs unlockVolume disk3s5"),
+            "{b:?}: {v}"
+        );
+        assert_eq!(failed_attempts(&dir), 0, "{b:?}");
+        assert_eq!(disk_tree(&dir), before, "{b:?}");
+        // Once it mounts again, the same run works.
+        let o = reconcile_with(b, &dir, Faults::default());
+        assert_eq!(o.code, 0, "{b:?}: {}", o.stderr);
+    }
+}

@@ -28,6 +28,7 @@ const EXPECTED: &[(&str, i32, [&str; 5])] = &[
     ("securetoken-fv-off", 3, ["old", "old", "old", "old", "old"]),
     ("legacy-keychain", 3, ["old", "old", "old", "old", "old"]),
     ("keychain-macos26", 3, ["old", "old", "old", "old", "old"]),
+    ("stale-preboot", 0, ["new", "new", "new", "new", "new"]),
 ];
 
 fn accepts(v: &serde_json::Value) -> Vec<String> {
@@ -187,6 +188,10 @@ fn reconcile_then_verify_every_scenario() {
         if *scenario == "in-sync" {
             assert!(changed.is_empty(), "{changed:?}");
         }
+        if *scenario == "stale-preboot" {
+            // Only the Preboot lists were out of date.
+            assert_eq!(changed, ["preboot"], "{scenario}");
+        }
         if before[0] == "old" {
             assert!(
                 changed.contains(&"filevault") && changed.contains(&"preboot"),
@@ -215,14 +220,16 @@ fn reconcile_then_verify_every_scenario() {
         assert_eq!(o.code, Some(0), "{scenario}: {}{}", o.stdout, o.stderr);
         let v = json(&o);
         assert_eq!(v["in_sync"], true);
-        // The diskutil backend cannot read the Preboot state: null there.
+        // Both backends read the Preboot lists (the diskutil one mounts the
+        // Preboot volume read-only for it); a volume without FileVault has none.
         assert_eq!(
             v["preboot_current"],
-            if fv && !diskutil_mode() {
+            if fv {
                 serde_json::json!(true)
             } else {
                 serde_json::Value::Null
-            }
+            },
+            "{scenario}"
         );
         if *scenario == "throttled" {
             continue; // no attempt to spare for the checks below
@@ -553,4 +560,305 @@ fn a_securetoken_with_filevault_off_is_changed_too() {
     assert!(o.stdout.contains("  SecureToken     OLD"), "{}", o.stdout);
     reconcile_ok(&dir, &[], OLD, NEW);
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+}
+
+const PREBOOT: &str = "Volumes/disk3s2";
+const GROUP: &str = "7E1A0000-4A4A-4B4B-9C9C-00000000C0DE";
+const SYSTEM_UUID: &str = "5E5E0001-5A5A-4B4B-8C8C-0000000000A1";
+
+/// alice's entries in the Preboot lists under `folder`: (AllUsersInfo's
+/// full name, CryptoUserInfo's full name, CryptoUserInfo's hint).
+fn alice_preboot(
+    dir: &std::path::Path,
+    folder: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
+    use fvsync::formats::preboot as pb;
+    let f = dir.join(PREBOOT).join(folder);
+    let all =
+        pb::parse_all_users_info(&std::fs::read(f.join(pb::ALL_USERS_INFO)).unwrap()).unwrap();
+    let cr =
+        pb::parse_crypto_user_info(&std::fs::read(f.join(pb::CRYPTO_USER_INFO)).unwrap()).unwrap();
+    let a = all.iter().find(|a| a.generated_uid == ALICE_UUID).unwrap();
+    assert_eq!(a.short_name, "alice");
+    let c = cr.iter().find(|c| c.uuid == ALICE_UUID).unwrap();
+    assert_eq!(c.short_name, "alice");
+    (a.real_name.clone(), c.full_name.clone(), c.hint.clone())
+}
+
+/// In the emulator's call log, every `mount readOnly` of the Preboot volume
+/// is followed by its `unmount`, and none is left mounted.
+fn preboot_put_back(dir: &std::path::Path) -> usize {
+    let mut mounts = 0;
+    let mut open = false;
+    for line in emulator_calls(dir).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let argv: Vec<&str> = v["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        match argv.as_slice() {
+            ["mount", "readOnly", "disk3s2"] => {
+                assert!(!open, "mounted twice without an unmount");
+                open = true;
+                mounts += 1;
+            }
+            ["unmount", "disk3s2"] => {
+                assert!(open, "an unmount of what fvsync did not mount");
+                open = false;
+            }
+            _ => {}
+        }
+    }
+    assert!(!open, "the Preboot volume was left mounted");
+    let state =
+        std::fs::read_to_string(dir.parent().unwrap().join("emu/mounted")).unwrap_or_default();
+    assert!(state.trim().is_empty(), "still mounted: {state}");
+    mounts
+}
+
+#[test]
+fn a_stale_preboot_list_is_reported_planned_and_updated() {
+    let (_t, dir) = mac("stale-preboot");
+    assert_eq!(
+        alice_preboot(&dir, GROUP),
+        (
+            Some("Alice Dupont".into()),
+            Some("Alice Dupont".into()),
+            Some("the old one".into())
+        )
+    );
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["preboot"], "stale", "{v}");
+    let step = v["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["step"] == "preboot")
+        .unwrap();
+    assert_eq!(step["action"], "do", "{v}");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("out of date") && detail.contains("Alice Dupont"),
+        "{detail}"
+    );
+    // The other steps have nothing to do.
+    assert!(v["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["step"] != "preboot")
+        .all(|p| p["action"] != "do"));
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert!(
+        o.stdout.contains("Preboot user list: out of date")
+            && o.stdout.contains("is out of date: `"),
+        "{}",
+        o.stdout
+    );
+    let o = reconcile_ok(&dir, &["--json"], OLD, NEW);
+    assert_eq!(json(&o)["changed"], serde_json::json!(["preboot"]));
+    // updatePreboot rewrote both lists from the record.
+    assert_eq!(
+        alice_preboot(&dir, GROUP),
+        (
+            Some("Alice Martin".into()),
+            Some("Alice Martin".into()),
+            None
+        )
+    );
+    let o = cmd(
+        &dir,
+        &["--json", "verify", "--user", "alice", "--password-stdin"],
+        &[NEW],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["preboot"], "current", "{v}");
+    assert_eq!(v["preboot_current"], true);
+    if diskutil_mode() {
+        // Read through a read-only mount each time, and put back each time.
+        assert!(preboot_put_back(&dir) >= 3);
+        assert!(emulator_calls(&dir).contains("\"updatePreboot\",\"disk3s5\""));
+    }
+}
+
+#[test]
+fn the_preboot_lists_are_found_under_the_system_or_data_uuid() {
+    for folder in [SYSTEM_UUID, DATA_UUID] {
+        let (_t, dir) = mac("all-old");
+        let pre = dir.join(PREBOOT);
+        std::fs::rename(pre.join(GROUP), pre.join(folder)).unwrap();
+        // The volume is locked: alice is found from the lists alone.
+        let o = cmd(
+            &dir,
+            &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+            &[OLD, NEW],
+        );
+        assert_eq!(o.code, Some(3), "{folder}: {}", o.stderr);
+        assert_eq!(json(&o)["preboot"], "current", "{folder}");
+        if diskutil_mode() {
+            preboot_put_back(&dir);
+        }
+    }
+}
+
+#[test]
+fn preboot_lists_that_cannot_be_read_are_not_a_missing_user() {
+    // No list under any folder; a list that is not a dictionary; a list
+    // nested 200,000 deep: on a locked volume fvsync cannot tell who its
+    // FileVault users are (exit 5), and says so apart from "not a FileVault
+    // user" (exit 2).
+    type Edit = fn(&std::path::Path);
+    let cases: [(&str, Edit, &str); 3] = [
+        (
+            "no list",
+            |d| std::fs::remove_dir_all(d.join(PREBOOT).join(GROUP)).unwrap(),
+            "holds no user list",
+        ),
+        (
+            "not a dictionary",
+            |d| {
+                let f = d
+                    .join(PREBOOT)
+                    .join(GROUP)
+                    .join("var/db/AllUsersInfo.plist");
+                let mut out = Vec::new();
+                plist::Value::Array(vec![]).to_writer_xml(&mut out).unwrap();
+                std::fs::write(f, out).unwrap();
+            },
+            "the top level is not a dictionary",
+        ),
+        (
+            "nested 200,000 deep",
+            |d| {
+                let f = d
+                    .join(PREBOOT)
+                    .join(GROUP)
+                    .join("var/db/CryptoUserInfo.plist");
+                let mut x = b"<?xml version=\"1.0\"?><plist version=\"1.0\">".to_vec();
+                x.extend(std::iter::repeat_n(&b"<array>"[..], 200_000).flatten());
+                x.extend(std::iter::repeat_n(&b"</array>"[..], 200_000).flatten());
+                x.extend_from_slice(b"</plist>");
+                std::fs::write(f, x).unwrap();
+            },
+            "nested deeper than 64 levels",
+        ),
+    ];
+    for (what, edit, why) in cases {
+        let (_t, dir) = mac("all-old");
+        edit(&dir);
+        for args in [
+            &["diagnose", "--user", "alice", "--password-stdin"][..],
+            RECONCILE,
+        ] {
+            let o = cmd(&dir, args, &[OLD, NEW]);
+            assert_eq!(o.code, Some(5), "{what}: {}", o.stderr);
+            assert!(
+                o.stderr.contains(
+                    "cannot read the Preboot volume's user lists for disk3s5 (Macintosh HD - Data), which is locked"
+                ) && o.stderr.contains(why)
+                    && o.stderr.contains("cannot tell whether 'alice'"),
+                "{what}: {}",
+                o.stderr
+            );
+            assert!(
+                o.stderr.contains("diskutil apfs unlockVolume disk3s5"),
+                "{what}: {}",
+                o.stderr
+            );
+            assert!(!o.stderr.contains("no FileVault user"), "{}", o.stderr);
+        }
+        assert_eq!(failed_attempts(&dir), 0, "{what}: an attempt was spent");
+        if diskutil_mode() {
+            preboot_put_back(&dir);
+        }
+    }
+}
+
+#[test]
+fn the_simulated_preboot_lists_have_apples_shape_only() {
+    let (_t, dir) = mac("in-sync");
+    let f = dir.join(PREBOOT).join(GROUP).join("var/db");
+    let top = |name: &str| {
+        plist::Value::from_file(f.join(name))
+            .unwrap()
+            .into_dictionary()
+            .unwrap()
+    };
+    let keys = |d: &plist::Dictionary| {
+        let mut k: Vec<String> = d.keys().cloned().collect();
+        k.sort();
+        k
+    };
+    // AllUsersInfo.plist: keyed by short name (Apple's authd iterates it so).
+    let all = top("AllUsersInfo.plist");
+    assert_eq!(keys(&all), ["alice", "bob", "itadmin"]);
+    for (name, e) in &all {
+        let e = e.as_dictionary().unwrap();
+        assert_eq!(
+            keys(e),
+            [
+                "Admin",
+                "AuthenticationAuthority",
+                "GeneratedUID",
+                "HomeDir",
+                "RealName",
+                "UID"
+            ],
+            "{name}"
+        );
+    }
+    assert_eq!(
+        all["alice"].as_dictionary().unwrap()["GeneratedUID"].as_string(),
+        Some(ALICE_UUID)
+    );
+    assert_eq!(
+        all["itadmin"].as_dictionary().unwrap()["Admin"].as_boolean(),
+        Some(true)
+    );
+    // CryptoUserInfo.plist: keyed by UUID, no key Apple does not write.
+    let cr = top("CryptoUserInfo.plist");
+    let e = cr[ALICE_UUID].as_dictionary().unwrap();
+    assert_eq!(keys(e), ["FullName", "ShortName", "UserType"]);
+    assert_eq!(e["UserType"].as_string(), Some("OpenDirectory"));
+    for k in ["KeybagGeneration", "PassphraseHint"] {
+        assert!(cr
+            .values()
+            .all(|v| !v.as_dictionary().unwrap().contains_key(k)));
+    }
+    // The parsers read them back as the engine does.
+    let m = fvsync::formats::preboot::merge(
+        &fvsync::formats::preboot::parse_all_users_info(
+            &std::fs::read(f.join("AllUsersInfo.plist")).unwrap(),
+        )
+        .unwrap(),
+        &fvsync::formats::preboot::parse_crypto_user_info(
+            &std::fs::read(f.join("CryptoUserInfo.plist")).unwrap(),
+        )
+        .unwrap(),
+    );
+    let names: Vec<(&str, Option<&str>)> = m
+        .iter()
+        .map(|u| (u.name.as_str(), u.real_name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("alice", Some("Alice Martin")),
+            ("bob", Some("Bob Chen")),
+            ("itadmin", Some("IT Admin"))
+        ]
+    );
 }

@@ -13,7 +13,12 @@
 //! written, so running it cannot fail with "Text file busy" (ETXTBSY) the way a
 //! freshly written wrapper script can while another test thread forks.
 //!
+//! The Preboot volume starts unmounted (as in Recovery): `mount readOnly`
+//! and `unmount` of it are kept in `STATE/mounted`, and `info` shows its
+//! mount point only while it is mounted.
+//!
 //! Modes for hostile tests: `hang`, `kill`, `garbage`, `empty`, `huge`,
+//! `nested` (a plist of 200,000 nested arrays),
 //! `slow-change` (changePassphrase works, then hangs), `odd-messages` (a wrong
 //! passphrase is reported in words fvsync does not know), `corestorage` (no
 //! APFS, a CoreStorage volume group). Framing modes (one diskutil binary: they
@@ -181,6 +186,21 @@ fn run(all: &[String]) -> Result<i32, String> {
             return Ok(0);
         }
         Some("empty") => return Ok(0),
+        Some("nested") => {
+            // A 3 MB plist of 200,000 nested arrays (a stack overflow for a
+            // reader that does not bound the nesting).
+            let mut out =
+                b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">".to_vec();
+            for _ in 0..200_000 {
+                out.extend_from_slice(b"<array>");
+            }
+            for _ in 0..200_000 {
+                out.extend_from_slice(b"</array>");
+            }
+            out.extend_from_slice(b"</plist>\n");
+            let _ = std::io::stdout().write_all(&out);
+            return Ok(0);
+        }
         Some("huge") => {
             let chunk = vec![b'x'; 1 << 20];
             let mut out = std::io::stdout();
@@ -212,7 +232,9 @@ fn run(all: &[String]) -> Result<i32, String> {
         ["apfs", "list", "-plist", c] => list(&em, &mac, &canary, Some(c)),
         ["apfs", "listVolumeGroups", "-plist"] => groups(&em, &mac),
         ["coreStorage", "list", "-plist"] => corestorage(&em),
-        ["info", "-plist", dev] => info(&mac, &sim, dev),
+        ["info", "-plist", dev] => info(&mac, &sim, dev, &mounted(&state)),
+        ["mount", "readOnly", dev] => mount(&mac, &state, dev),
+        ["unmount", dev] => unmount(&mac, &state, dev),
         ["apfs", "listCryptoUsers", "-plist", dev] => crypto_users(&mac, dev),
         ["apfs", "unlockVolume", dev, "-user", user, "-stdinpassphrase", rest @ ..] => {
             let verify = match rest {
@@ -782,7 +804,64 @@ fn groups(em: &Emu, mac: &SimMac) -> i32 {
     0
 }
 
-fn info(mac: &SimMac, sim: &Path, dev: &str) -> i32 {
+/// The Preboot volumes mounted in this session (`STATE/mounted`): none at
+/// first, as in Recovery, until `mount readOnly` (and again after `unmount`).
+fn mounted(state: &Path) -> Vec<String> {
+    std::fs::read_to_string(state.join("mounted"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn save_mounted(state: &Path, list: &[String]) -> Result<(), String> {
+    std::fs::write(state.join("mounted"), list.join("\n")).map_err(|e| e.to_string())
+}
+
+/// `diskutil mount readOnly DEV`: only the Preboot volume is modelled (the
+/// others mount with their unlock, or never).
+fn mount(mac: &SimMac, state: &Path, dev: &str) -> i32 {
+    let Ok(v) = volume(mac, dev) else {
+        println!("Could not find disk: {dev}");
+        return 1;
+    };
+    if !v.has_role("Preboot") {
+        println!("Volume on {dev} failed to mount (emulator: only Preboot is modelled)");
+        return 1;
+    }
+    let mut list = mounted(state);
+    if !list.iter().any(|d| d == dev) {
+        list.push(dev.to_string());
+    }
+    if let Err(e) = save_mounted(state, &list) {
+        eprintln!("{e}");
+        return 1;
+    }
+    println!("Volume {} on {dev} mounted", v.name);
+    0
+}
+
+/// `diskutil unmount DEV`.
+fn unmount(mac: &SimMac, state: &Path, dev: &str) -> i32 {
+    let Ok(v) = volume(mac, dev) else {
+        println!("Could not find disk: {dev}");
+        return 1;
+    };
+    let mut list = mounted(state);
+    if !list.iter().any(|d| d == dev) {
+        println!("Volume {} on {dev} is not mounted", v.name);
+        return 1;
+    }
+    list.retain(|d| d != dev);
+    if let Err(e) = save_mounted(state, &list) {
+        eprintln!("{e}");
+        return 1;
+    }
+    println!("Volume {} on {dev} unmounted", v.name);
+    0
+}
+
+fn info(mac: &SimMac, sim: &Path, dev: &str, mounted: &[String]) -> i32 {
     // A container's physical store: the first container is the internal disk.
     if let Some(i) = mac
         .mac()
@@ -810,7 +889,13 @@ fn info(mac: &SimMac, sim: &Path, dev: &str) -> i32 {
         .find_map(|(i, c)| c.volumes.iter().find(|x| x.device == dev).map(|x| (i, x)))
         .map(|(i, x)| (i, x.ownership))
         .unwrap_or((0, true));
-    let mounted = !v.locked && !v.has_role("Recovery") && !v.has_role("VM");
+    let preboot = v.has_role("Preboot");
+    let mounted = !v.locked
+        && !v.has_role("Recovery")
+        && !v.has_role("VM")
+        && (!preboot || mounted.iter().any(|d| d == dev));
+    // A Preboot volume is only ever mounted read-only here.
+    let writable = mounted && !preboot;
     let mut d = Dictionary::new();
     d.insert("APFSContainerReference".into(), v.container.clone().into());
     if let Some(g) = &v.group_uuid {
@@ -835,8 +920,8 @@ fn info(mac: &SimMac, sim: &Path, dev: &str) -> i32 {
     d.insert("MountPoint".into(), mp.into());
     d.insert("VolumeName".into(), v.name.clone().into());
     d.insert("VolumeUUID".into(), v.uuid.clone().into());
-    d.insert("Writable".into(), Value::Boolean(mounted));
-    d.insert("WritableVolume".into(), Value::Boolean(mounted));
+    d.insert("Writable".into(), Value::Boolean(writable));
+    d.insert("WritableVolume".into(), Value::Boolean(writable));
     print_plist(Value::Dictionary(d));
     0
 }

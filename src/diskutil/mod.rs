@@ -16,13 +16,12 @@ pub mod spawn;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::platform::{
-    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, PrebootUser, Rehearsal,
-    SystemInfo, Volume,
+    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, Rehearsal, SystemInfo, Volume,
 };
 use crate::secret::Password;
 pub use rehearsal::{selftest, Framing};
@@ -202,6 +201,12 @@ impl DiskutilMac {
         *self.cache.borrow_mut() = Listings::default();
     }
 
+    /// Forgets one volume's `diskutil info` (its mount point changed, nothing
+    /// else: mounting or unmounting the Preboot volume).
+    fn forget_info(&self, dev: &str) {
+        self.cache.borrow_mut().info.remove(dev);
+    }
+
     fn failed(&self, args: &[&str], out: &Output) -> Error {
         Error::new(
             ErrorKind::Failure,
@@ -219,7 +224,7 @@ impl DiskutilMac {
         let out = self.runner.run(args, None)?;
         if out.status != 0 {
             // diskutil prints an error plist on stdout for -plist verbs.
-            if let Ok(v) = plist::Value::from_reader(std::io::Cursor::new(&out.stdout)) {
+            if let Ok(v) = crate::formats::plist_safe::parse(&out.stdout) {
                 if let Some(msg) = v.as_dictionary().and_then(parse::error_message) {
                     return Err(Error::new(
                         ErrorKind::Failure,
@@ -391,40 +396,16 @@ impl DiskutilMac {
 }
 
 /// Whether the Preboot volume lists the crypto user `user` for `vol` (after
-/// `updatePreboot`): reads the Preboot user list through
-/// [`Platform::preboot_mount`] and [`crate::formats::preboot`], under the
-/// volume group's folder, then the volume's own. `None`: no list could be
-/// read (no Preboot volume, or no list file in either folder).
+/// `updatePreboot`): reads its user lists with
+/// [`crate::engine::target::preboot_users`] (which mounts the Preboot volume
+/// read-only when needed and puts it back). `None`: no list could be read.
 ///
 /// # Errors
-/// The Preboot volume cannot be mounted, or a list is malformed.
+/// None today (kept for callers that handle one).
 pub fn preboot_lists_user(p: &mut dyn Platform, vol: &Volume, user: &str) -> Result<Option<bool>> {
-    let Some(mount) = p.preboot_mount(vol)? else {
-        return Ok(None);
-    };
-    let r = read_preboot_list(&mount.path, vol, user);
-    p.preboot_release(mount);
-    r
-}
-
-fn read_preboot_list(root: &Path, vol: &Volume, user: &str) -> Result<Option<bool>> {
-    let folders = vol.group_uuid.iter().chain(std::iter::once(&vol.uuid));
-    for f in folders {
-        let path = root.join(f).join(crate::formats::preboot::PREBOOT_USERS);
-        if std::fs::symlink_metadata(&path).is_err() {
-            continue;
-        }
-        let bytes = crate::fsio::read_capped(&path)?;
-        let dict = plist::Value::from_reader(std::io::Cursor::new(bytes))
-            .ok()
-            .and_then(plist::Value::into_dictionary)
-            .ok_or_else(|| Error::malformed(&path, "not a dictionary"))?;
-        let users = crate::formats::preboot::preboot_users_of(dict, &path)?;
-        return Ok(Some(
-            users.iter().any(|u| u.uuid.eq_ignore_ascii_case(user)),
-        ));
-    }
-    Ok(None)
+    Ok(crate::engine::target::preboot_users(p, vol)
+        .ok()
+        .map(|l| l.users.iter().any(|u| u.uuid.eq_ignore_ascii_case(user))))
 }
 
 impl Platform for DiskutilMac {
@@ -485,30 +466,6 @@ impl Platform for DiskutilMac {
             .crypto
             .insert(vol.device.clone(), us.clone());
         Ok(us)
-    }
-
-    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>> {
-        let Some(group) = &vol.group_uuid else {
-            return Ok(None);
-        };
-        let Some(pre) = self.preboot_of(vol)? else {
-            return Ok(None);
-        };
-        let Some(mp) = self.info(&pre.device)?.mount_point else {
-            return Ok(None);
-        };
-        let path = PathBuf::from(mp)
-            .join(group)
-            .join(crate::formats::preboot::PREBOOT_USERS);
-        if std::fs::symlink_metadata(&path).is_err() {
-            return Ok(None);
-        }
-        let bytes = crate::fsio::read_capped(&path)?;
-        let dict = plist::Value::from_reader(std::io::Cursor::new(bytes))
-            .ok()
-            .and_then(plist::Value::into_dictionary)
-            .ok_or_else(|| Error::malformed(&path, "not a dictionary"))?;
-        crate::formats::preboot::preboot_users_of(dict, &path).map(Some)
     }
 
     fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
@@ -614,25 +571,34 @@ impl Platform for DiskutilMac {
             }));
         }
         let r = self.simple(&["mount", "readOnly", &pre.device]);
-        self.changed();
+        // Only the Preboot volume's own information changes (its mount point).
+        self.forget_info(&pre.device);
         r?;
-        let mp = self.info(&pre.device)?.mount_point.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Failure,
-                format!("the Preboot volume {} did not mount", pre.device),
-            )
-        })?;
-        Ok(Some(PrebootMount {
-            device: pre.device.clone(),
-            path: PathBuf::from(mp),
-            mounted_by_us: true,
-        }))
+        // Mounted by this run from here on: every way out puts it back.
+        match self.info(&pre.device).map(|i| i.mount_point) {
+            Ok(Some(mp)) => Ok(Some(PrebootMount {
+                device: pre.device.clone(),
+                path: PathBuf::from(mp),
+                mounted_by_us: true,
+            })),
+            other => {
+                let _ = self.simple(&["unmount", &pre.device]);
+                self.forget_info(&pre.device);
+                Err(match other {
+                    Err(e) => e,
+                    Ok(_) => Error::new(
+                        ErrorKind::Failure,
+                        format!("the Preboot volume {} did not mount", pre.device),
+                    ),
+                })
+            }
+        }
     }
 
     fn preboot_release(&mut self, mount: PrebootMount) {
         if mount.mounted_by_us {
             let _ = self.simple(&["unmount", &mount.device]);
-            self.changed();
+            self.forget_info(&mount.device);
         }
     }
 
@@ -661,10 +627,6 @@ impl Platform for DiskutilMac {
         } else {
             Err(self.failed(&args, &out))
         }
-    }
-
-    fn preboot_current(&self, _vol: &Volume, _user: &str) -> Result<Option<bool>> {
-        Ok(None)
     }
 
     fn files(&self, vol: &Volume) -> Result<PathBuf> {

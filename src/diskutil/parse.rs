@@ -13,6 +13,9 @@ pub enum ParseError {
     /// Not a property list.
     #[error("diskutil's output is not a property list")]
     NotPlist,
+    /// A property list fvsync does not read (nested too deep, a cycle...).
+    #[error("diskutil's output is not a property list fvsync reads: {0}")]
+    Unsafe(String),
     /// An error plist (`Error` = true).
     #[error("diskutil reported an error: {0}")]
     Reported(String),
@@ -22,7 +25,11 @@ pub enum ParseError {
 }
 
 fn root(bytes: &[u8]) -> Result<Dictionary, ParseError> {
-    let v = Value::from_reader(std::io::Cursor::new(bytes)).map_err(|_| ParseError::NotPlist)?;
+    use crate::formats::plist_safe::PlistError;
+    let v = crate::formats::plist_safe::parse(bytes).map_err(|e| match e {
+        PlistError::Malformed(_) => ParseError::NotPlist,
+        other => ParseError::Unsafe(other.to_string()),
+    })?;
     let d = v.into_dictionary().ok_or(ParseError::NotPlist)?;
     if let Some(msg) = error_message(&d) {
         return Err(ParseError::Reported(msg));

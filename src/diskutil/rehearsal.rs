@@ -699,7 +699,7 @@ fn clean(s: &str) -> Option<String> {
 pub fn os_version() -> (Option<String>, Option<String>) {
     let from_plist = crate::fsio::read_capped(Path::new(SYSTEM_VERSION))
         .ok()
-        .and_then(|b| plist::Value::from_reader(std::io::Cursor::new(b)).ok())
+        .and_then(|b| crate::formats::plist_safe::parse(&b).ok())
         .and_then(plist::Value::into_dictionary);
     if let Some(d) = from_plist {
         let get = |k: &str| d.get(k).and_then(plist::Value::as_string).and_then(clean);

@@ -19,6 +19,7 @@ use crate::engine::step::Step;
 use crate::engine::target::{self, Target};
 use crate::engine::Ctx;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::preboot::Currency;
 use crate::fsio::Root;
 use crate::platform::{Attempt, Volume};
 use crate::secret::Password;
@@ -99,8 +100,12 @@ pub struct Observation {
     pub journal: Option<Journal>,
     /// Why the journal cannot be used.
     pub journal_error: Option<Error>,
-    /// Whether the Preboot list is current, when that can be told.
+    /// Whether the Preboot lists show what the user's record says (names, full
+    /// name, hint): `Some(false)` only for a visible mismatch on the opened
+    /// volume, `None` when it cannot be told (the passphrase is never there).
     pub preboot_current: Option<bool>,
+    /// What the Preboot lists show that the record no longer says.
+    pub preboot_stale: Option<String>,
     /// Attempts spent.
     pub ledger: Ledger,
     /// A passphrase change of this run took effect (the Preboot list needs a refresh).
@@ -186,6 +191,7 @@ pub fn start(ctx: &mut Ctx<'_>, target: Target) -> Result<Observation> {
         journal: None,
         journal_error: None,
         preboot_current: None,
+        preboot_stale: None,
         ledger,
         touched_filevault: false,
         floors,
@@ -384,12 +390,36 @@ impl Observation {
                 self.offline_error = Some(e);
             }
         }
-        self.preboot_current = match &self.crypto_uuid {
-            Some(u) => ctx.p.preboot_current(&self.target.vol, u).unwrap_or(None),
-            None => None,
-        };
+        self.check_preboot(ctx);
         self.explain_attempts();
         Ok(())
+    }
+
+    /// Compares the Preboot lists with the record, once the record is read
+    /// and bound to the crypto user FileVault was asked about.
+    fn check_preboot(&mut self, ctx: &mut Ctx<'_>) {
+        self.preboot_current = None;
+        self.preboot_stale = None;
+        let (Some(uuid), Some(off)) = (&self.crypto_uuid, &self.offline) else {
+            return;
+        };
+        // The lists read to find the user, or (a volume readable from the
+        // start) read now; unreadable lists leave it "not checked".
+        let list = match &self.target.preboot {
+            Some(l) => l.clone(),
+            None => match target::preboot_users(ctx.p, &self.target.vol) {
+                Ok(l) => l,
+                Err(_) => return,
+            },
+        };
+        match target::preboot_currency(&list, &off.record, uuid, self.target.crypto.as_ref()) {
+            Some(Currency::Current) => self.preboot_current = Some(true),
+            Some(Currency::Stale(why)) => {
+                self.preboot_current = Some(false);
+                self.preboot_stale = Some(why);
+            }
+            None => {}
+        }
     }
 
     fn explain_attempts(&mut self) {

@@ -399,7 +399,7 @@ pub fn after(ctx: &mut Ctx<'_>, o: &Observation, opts: &Opts) -> Result<Vec<Stri
         return Ok(lines);
     }
     let xml = bytes.starts_with(b"<?xml");
-    let mut v = plist::Value::from_reader(std::io::Cursor::new(&bytes))
+    let mut v = crate::formats::plist_safe::parse(&bytes)
         .map_err(|e| Error::malformed(&root.full(&rel), e))?;
     let d = v
         .as_dictionary_mut()

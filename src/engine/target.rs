@@ -11,9 +11,12 @@
 
 use crate::engine::secrets::{read_record, USERS_DIR};
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::preboot::{
+    self, AllUsersEntry, CryptoUserEntry, PrebootUser, ALL_USERS_INFO, CRYPTO_USER_INFO,
+};
 use crate::formats::record;
-use crate::fsio::{Kind, Ownership, Rel, Root};
-use crate::platform::{CryptoUser, Platform, PrebootUser, Volume};
+use crate::fsio::{Kind, Owner, Ownership, Rel, Root, Want};
+use crate::platform::{CryptoUser, Platform, PrebootMount, Volume};
 use crate::text::escape;
 
 /// How the name given matched the user.
@@ -45,6 +48,9 @@ pub struct Target {
     pub crypto: Option<CryptoUser>,
     /// The UUID comes from the Preboot list (the volume is locked).
     pub from_preboot: bool,
+    /// The volume's Preboot lists as read to find the user (a locked volume),
+    /// so that they are read once per run.
+    pub preboot: Option<PrebootList>,
     /// How the name matched.
     pub matched: Match,
     /// What was typed.
@@ -204,12 +210,183 @@ pub fn record_users(root: &Root) -> Result<Vec<RecordUser>> {
     Ok(out)
 }
 
-/// The users the Preboot volume lists for a Data volume (display only).
+/// The Preboot volume's user lists for a Data volume, as read (display only).
+#[derive(Clone, Debug)]
+pub struct PrebootList {
+    /// The Data volume they are for.
+    pub volume: String,
+    /// The Preboot volume.
+    pub device: String,
+    /// The folder (a UUID) they were found under.
+    pub folder: String,
+    /// Its users, both files merged.
+    pub users: Vec<PrebootUser>,
+    /// `AllUsersInfo.plist`'s users, when the file exists.
+    pub all_users: Option<Vec<AllUsersEntry>>,
+    /// `CryptoUserInfo.plist`'s local users, when the file exists.
+    pub crypto_users: Option<Vec<CryptoUserEntry>>,
+}
+
+/// Why the Preboot lists of a Data volume cannot be read at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrebootError {
+    /// The volume's container has no Preboot volume.
+    #[error("its container has no Preboot volume")]
+    NoVolume,
+    /// The Preboot volume cannot be found or mounted.
+    #[error("the Preboot volume cannot be mounted ({0})")]
+    Mount(String),
+    /// No list under any of the folders Apple's login window looks in.
+    #[error("the Preboot volume {device} holds no user list (looked under {tried})")]
+    NoList {
+        /// The Preboot volume.
+        device: String,
+        /// The folders looked in.
+        tried: String,
+    },
+    /// A list exists but cannot be read or is malformed.
+    #[error("{file} cannot be read ({why})")]
+    Unreadable {
+        /// The file, as shown.
+        file: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The System volume of `vol`'s volume group (its UUID), from the listing.
+fn system_uuid(p: &dyn Platform, vol: &Volume) -> Option<String> {
+    let group = vol.group_uuid.as_ref()?;
+    p.containers()
+        .ok()?
+        .into_iter()
+        .filter(|c| c.reference == vol.container)
+        .flat_map(|c| c.volumes)
+        .find(|v| v.group_uuid.as_ref() == Some(group) && v.has_role("System"))
+        .map(|v| v.uuid)
+}
+
+/// Reads the Preboot volume's user lists for a Data volume (display only):
+/// mounts the Preboot volume read-only when it is not mounted
+/// ([`Platform::preboot_mount`]), looks under the folders Apple's login window
+/// uses ([`preboot::folder_candidates`]: the volume group's UUID, the System
+/// volume's, the Data volume's), reads `AllUsersInfo.plist` and
+/// `CryptoUserInfo.plist` there through [`Root`] (no link followed, size
+/// capped, nesting bounded), merges them, and puts the Preboot volume back as
+/// it was ([`Platform::preboot_release`]) on every path.
 ///
 /// # Errors
-/// The list exists but cannot be read.
-pub fn preboot_users(p: &mut dyn Platform, vol: &Volume) -> Result<Option<Vec<PrebootUser>>> {
-    p.preboot_users(vol)
+/// No Preboot volume, it cannot be mounted, no list under any folder, or a
+/// list cannot be read or is malformed.
+pub fn preboot_users(
+    p: &mut dyn Platform,
+    vol: &Volume,
+) -> std::result::Result<PrebootList, PrebootError> {
+    let system = system_uuid(p, vol);
+    let folders =
+        preboot::folder_candidates(vol.group_uuid.as_deref(), system.as_deref(), &vol.uuid);
+    let own = p
+        .simulated_owner()
+        .map_or(Ownership::Real, Ownership::Creator);
+    let mount = match p.preboot_mount(vol) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(PrebootError::NoVolume),
+        Err(e) => return Err(PrebootError::Mount(e.message().to_string())),
+    };
+    let r = read_lists(&mount, &folders, own);
+    p.preboot_release(mount);
+    r.map(|mut l| {
+        l.volume = vol.device.clone();
+        l
+    })
+}
+
+fn read_lists(
+    mount: &PrebootMount,
+    folders: &[String],
+    own: Ownership,
+) -> std::result::Result<PrebootList, PrebootError> {
+    let root = Root::open(&mount.path, own).map_err(|e| PrebootError::Unreadable {
+        file: crate::text::quote_path(&mount.path),
+        why: e.message().to_string(),
+    })?;
+    // Display-only files: anyone may own them, and a bad one is never acted on.
+    let want = Want {
+        owner: Owner::Any,
+        private: false,
+    };
+    for folder in folders {
+        let read = |file: &str| -> std::result::Result<Option<(Vec<u8>, String)>, PrebootError> {
+            let rel =
+                Rel::new(&format!("{folder}/{file}")).map_err(|e| PrebootError::Unreadable {
+                    file: file.to_string(),
+                    why: e.message().to_string(),
+                })?;
+            let shown = root.show(&rel);
+            match root.read_opt(&rel, want) {
+                Ok(b) => Ok(b.map(|(b, _)| (b, shown))),
+                Err(e) => Err(PrebootError::Unreadable {
+                    file: shown,
+                    why: e.message().to_string(),
+                }),
+            }
+        };
+        let all = read(ALL_USERS_INFO)?;
+        let crypto = read(CRYPTO_USER_INFO)?;
+        if all.is_none() && crypto.is_none() {
+            continue;
+        }
+        let bad = |file: String, e: preboot::ListError| PrebootError::Unreadable {
+            file,
+            why: e.to_string(),
+        };
+        let all_users = all
+            .map(|(b, f)| preboot::parse_all_users_info(&b).map_err(|e| bad(f, e)))
+            .transpose()?;
+        let crypto_users = crypto
+            .map(|(b, f)| preboot::parse_crypto_user_info(&b).map_err(|e| bad(f, e)))
+            .transpose()?;
+        let users = preboot::merge(
+            all_users.as_deref().unwrap_or_default(),
+            crypto_users.as_deref().unwrap_or_default(),
+        );
+        return Ok(PrebootList {
+            volume: String::new(),
+            device: mount.device.clone(),
+            folder: folder.clone(),
+            users,
+            all_users,
+            crypto_users,
+        });
+    }
+    Err(PrebootError::NoList {
+        device: mount.device.clone(),
+        tried: folders.join(", "),
+    })
+}
+
+/// Whether the Preboot lists (`list`) show what the record on the opened
+/// volume says of the user (`rec`, `uuid` its bound GeneratedUID; `crypto`
+/// the crypto user, for its own hint): `Stale` with why only for a visible
+/// mismatch (another name, full name or hint, or no entry in a list that
+/// names others); `None` when there is nothing to compare.
+pub fn preboot_currency(
+    list: &PrebootList,
+    rec: &record::UserRecord,
+    uuid: &str,
+    crypto: Option<&CryptoUser>,
+) -> Option<preboot::Currency> {
+    let hints = [
+        rec.first_string("hint"),
+        crypto.and_then(|c| c.hint.as_deref()),
+    ];
+    let e = preboot::Expected {
+        uuid,
+        short_name: rec.name(),
+        full_name: rec.real_name(),
+        hints: &hints,
+    };
+    preboot::currency(list.all_users.as_deref(), list.crypto_users.as_deref(), &e)
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -241,13 +418,17 @@ struct Candidate {
 /// # Errors
 /// Invalid name (2); nobody matches (2, with the users and a suggestion);
 /// several users or volumes match (2); the volume is locked and its Preboot
-/// list does not name the user (5: not a FileVault user, or misspelled).
+/// lists do not name the user (2: not a FileVault user, or misspelled); a
+/// locked volume's Preboot lists cannot be read at all (5: who its FileVault
+/// users are cannot be told).
 pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<Target> {
     // A full name may hold spaces; nothing fvsync looks for holds a slash,
     // a control character, or is `.` or `..`.
     record::check_name(typed)?;
     let mut all: Vec<Candidate> = Vec::new();
-    let mut locked_without_list = Vec::new();
+    // The locked volumes, each with why its Preboot lists could not be read.
+    let mut locked: Vec<(Volume, Option<PrebootError>)> = Vec::new();
+    let mut lists: Vec<PrebootList> = Vec::new();
     let mut unreadable: Option<Error> = None;
     for (vol, internal) in data_volumes(p, volume)? {
         match open_root(p, &vol)? {
@@ -285,21 +466,26 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
                     }
                 }
             }
-            None => match preboot_users(p, &vol)? {
-                Some(list) => {
-                    for u in list {
+            None => match preboot_users(p, &vol) {
+                Ok(list) => {
+                    // Every user the lists name, crypto user or not: one whose
+                    // keybag entry is missing is then told so by name (the
+                    // command refuses: not a FileVault user of the volume).
+                    let users = list.users.clone();
+                    lists.push(list);
+                    for u in users {
                         all.push(Candidate {
                             vol: vol.clone(),
                             internal,
                             name: u.name,
-                            real_name: Some(u.real_name).filter(|r| !r.is_empty()),
+                            real_name: u.real_name.filter(|r| !r.is_empty()),
                             uuid: Some(u.uuid),
                             from_preboot: true,
                         });
                     }
-                    locked_without_list.push((vol.clone(), true));
+                    locked.push((vol.clone(), None));
                 }
-                None => locked_without_list.push((vol.clone(), false)),
+                Err(e) => locked.push((vol.clone(), Some(e))),
             },
         }
     }
@@ -363,7 +549,7 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
         if let Some(e) = unreadable {
             return Err(e);
         }
-        return Err(no_match(p, typed, &all, &locked_without_list));
+        return Err(no_match(typed, &all, &locked));
     };
     let crypto = match &c.uuid {
         Some(u) => p
@@ -379,13 +565,38 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
         uuid: c.uuid.clone(),
         crypto,
         from_preboot: c.from_preboot,
+        preboot: lists
+            .into_iter()
+            .find(|l| c.from_preboot && l.volume == c.vol.device),
         matched,
         typed: typed.to_string(),
         internal: c.internal,
     })
 }
 
-fn no_match(_p: &dyn Platform, typed: &str, all: &[Candidate], locked: &[(Volume, bool)]) -> Error {
+fn no_match(typed: &str, all: &[Candidate], locked: &[(Volume, Option<PrebootError>)]) -> Error {
+    // A locked volume whose Preboot lists cannot be read: who its FileVault
+    // users are cannot be told, so "not one of them" cannot be said either.
+    if let Some((vol, Some(why))) = locked.iter().find(|(_, e)| e.is_some()) {
+        return Error::new(
+            ErrorKind::Refused,
+            format!(
+                "cannot read the Preboot volume's user lists for {} ({}), which is locked: {}; \
+                 fvsync cannot tell whether '{}' is one of its FileVault users",
+                vol.device,
+                escape(&vol.name),
+                escape(&why.to_string()),
+                escape(typed)
+            ),
+        )
+        .hint(format!(
+            "unlock the volume first with diskutil and a FileVault user's password \
+             (`diskutil apfs unlockVolume {}`), then run this again: fvsync then finds the user in \
+             the volume's own records (`fvsync users` lists them); or run `fvsync diagnose` for the \
+             user once their password is known and the volume is unlocked",
+            vol.device
+        ));
+    }
     let mut names: Vec<String> = all
         .iter()
         .map(|c| match &c.real_name {
@@ -415,7 +626,7 @@ fn no_match(_p: &dyn Platform, typed: &str, all: &[Candidate], locked: &[(Volume
         Some((_, n)) => format!("did you mean {}? ", escape(n)),
         None => String::new(),
     };
-    if let Some((vol, has_list)) = locked
+    if let Some((vol, _)) = locked
         .first()
         .filter(|_| all.iter().all(|c| c.from_preboot))
     {
@@ -429,15 +640,10 @@ fn no_match(_p: &dyn Platform, typed: &str, all: &[Candidate], locked: &[(Volume
         return Error::new(
             ErrorKind::Usage,
             format!(
-                "no FileVault user '{}' on {} ({}), which is locked; {}: {list}",
+                "no FileVault user '{}' on {} ({}), which is locked; its FileVault users are: {list}",
                 escape(typed),
                 vol.device,
                 escape(&vol.name),
-                if *has_list {
-                    "its FileVault users are"
-                } else {
-                    "its Preboot list cannot be read; users"
-                }
             ),
         )
         .hint(hint);

@@ -642,7 +642,7 @@ pub fn parse_system_keys_entropy(bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, Key
         // tree), so only the root object is looked at, by hand.
         Zeroizing::new(binary_plist_root_data(bytes)?.to_vec())
     } else {
-        match plist::Value::from_reader_xml(bytes) {
+        match crate::formats::plist_safe::parse(bytes) {
             Ok(plist::Value::Data(d)) => Zeroizing::new(d),
             Ok(_) => return Err(KeychainError::BadEntropy("the root object is not data")),
             Err(_) => return Err(KeychainError::BadEntropy("not a property list")),

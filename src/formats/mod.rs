@@ -4,6 +4,7 @@
 
 pub mod kerberos;
 pub mod keychain;
+pub mod plist_safe;
 pub mod preboot;
 pub mod record;
 pub mod shadowhash;

@@ -18,11 +18,14 @@ use plist::Data;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::preboot::{preboot_users_of, PrebootEntry, PREBOOT_USERS};
+use crate::formats::plist_safe;
+use crate::formats::preboot::{
+    self, AllUsersEntry, CryptoUserEntry, ALL_USERS_INFO, CRYPTO_USER_INFO, LOCAL_USER_TYPE,
+};
 use crate::fsio;
 use crate::platform::{
-    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, PrebootUser, Rehearsal,
-    RehearsalOutcome, SystemInfo, Volume,
+    Attempt, BootMode, Container, CryptoUser, Platform, PrebootMount, Rehearsal, RehearsalOutcome,
+    SystemInfo, Volume,
 };
 use crate::secret::Password;
 use crate::text::quote_path;
@@ -207,7 +210,8 @@ pub struct KeybagUser {
     /// Flags: 0 = AES-256 wrap; 2 = CoreStorage (AES-128) wrap.
     #[serde(rename = "KEKFlags", default)]
     pub flags: u64,
-    /// Bumped at every passphrase change (the Preboot list copies it).
+    /// Bumped at every passphrase change (a detail of the model: Apple's
+    /// Preboot files carry no such number).
     #[serde(rename = "Generation", default)]
     pub generation: u64,
 }
@@ -298,7 +302,7 @@ impl SimMac {
             .hint("create one with `fvsync sim create DIR --scenario NAME`"));
         }
         let bytes = fsio::read_capped(&path)?;
-        let mac: MacFile = plist::from_bytes(&bytes).map_err(|e| bad(&path, e))?;
+        let mac: MacFile = plist_safe::from_bytes(&bytes).map_err(|e| bad(&path, e))?;
         if mac.format_version != FORMAT_VERSION {
             return Err(bad(
                 &path,
@@ -386,7 +390,7 @@ impl SimMac {
             return Ok(None);
         }
         let bytes = fsio::read_capped(&path)?;
-        let kb: Keybag = plist::from_bytes(&bytes).map_err(|e| bad(&path, e))?;
+        let kb: Keybag = plist_safe::from_bytes(&bytes).map_err(|e| bad(&path, e))?;
         if kb.format_version != FORMAT_VERSION {
             return Err(bad(&path, format!("FormatVersion {}", kb.format_version)));
         }
@@ -474,7 +478,7 @@ impl SimMac {
             return Ok(Default::default());
         }
         let bytes = fsio::read_capped(&path)?;
-        plist::from_bytes(&bytes).map_err(|e| bad(&path, e))
+        plist_safe::from_bytes(&bytes).map_err(|e| bad(&path, e))
     }
 
     fn save_enclave(&self, e: &std::collections::BTreeMap<String, AttemptCounter>) -> Result<()> {
@@ -488,8 +492,10 @@ impl SimMac {
         fsio::write_atomic(&self.root.join(ENCLAVE_FILE), &out, fsio::Perms::PRIVATE)
     }
 
-    fn preboot_file(&self, vol: &Volume) -> Option<PathBuf> {
-        let group = vol.group_uuid.as_ref()?;
+    /// The folder of a Data volume's Preboot lists: `Volumes/<Preboot
+    /// device>/<VolumeGroupUUID>` (the Data volume's own UUID when it is in
+    /// no group), `None` when its container has no Preboot volume.
+    fn preboot_folder(&self, vol: &Volume) -> Option<PathBuf> {
         let c = self
             .mac
             .containers
@@ -500,28 +506,106 @@ impl SimMac {
             .iter()
             .find(|v| v.roles.iter().any(|r| r == "Preboot"))?;
         Some(
-            self.root
-                .join(VOLUMES_DIR)
-                .join(&preboot.device)
-                .join(group)
-                .join(PREBOOT_USERS),
+            self.root.join(VOLUMES_DIR).join(&preboot.device).join(
+                vol.group_uuid
+                    .as_deref()
+                    .unwrap_or(&vol.uuid)
+                    .to_ascii_uppercase(),
+            ),
         )
     }
+}
 
-    fn read_preboot(&self, vol: &Volume) -> Result<Option<plist::Dictionary>> {
-        let Some(path) = self.preboot_file(vol) else {
-            return Ok(None);
-        };
-        if std::fs::symlink_metadata(&path).is_err() {
-            return Ok(None);
+/// Writes a Data volume's Preboot lists (`AllUsersInfo.plist` and
+/// `CryptoUserInfo.plist` in `folder`) from its records and keybag, as
+/// `diskutil apfs updatePreboot` does: one entry per local crypto user that
+/// has a record, with the record's short name, full name, hint, uid, home,
+/// admin membership and authentication authorities (Apple's key names only).
+///
+/// # Errors
+/// A record cannot be read, or a file cannot be written.
+pub fn write_preboot_lists(data: &Path, folder: &Path, kb: &Keybag) -> Result<()> {
+    let admins = crate::formats::record::admin_members(data);
+    let mut all = Vec::new();
+    let mut crypto = Vec::new();
+    let users = data.join(crate::formats::record::USERS_DIR);
+    let mut records = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&users) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "plist") {
+                records.push(p);
+            }
         }
-        let bytes = fsio::read_capped(&path)?;
-        let v =
-            plist::Value::from_reader(std::io::Cursor::new(bytes)).map_err(|e| bad(&path, e))?;
-        v.into_dictionary()
-            .map(Some)
-            .ok_or_else(|| bad(&path, "the top level is not a dictionary"))
     }
+    records.sort();
+    for u in kb
+        .crypto_users
+        .iter()
+        .filter(|u| u.kind == "LocalOpenDirectory")
+    {
+        let uuid = u.uuid.to_ascii_uppercase();
+        let rec = records.iter().find_map(|p| {
+            let bytes = fsio::read_capped(p).ok()?;
+            let rec = crate::formats::record::UserRecord::parse(&bytes).ok()?;
+            rec.generated_uid()
+                .is_some_and(|g| g.eq_ignore_ascii_case(&uuid))
+                .then_some(rec)
+        });
+        let Some(rec) = rec else {
+            continue;
+        };
+        let name = rec.name().to_string();
+        let hint = rec.first_string("hint").filter(|h| !h.is_empty());
+        all.push(AllUsersEntry {
+            short_name: name.clone(),
+            generated_uid: uuid.clone(),
+            real_name: rec.real_name().map(str::to_string),
+            uid: rec.uid(),
+            home: rec.first_string("home").map(str::to_string),
+            admin: Some(admins.contains(&name)),
+            authentication_authority: rec
+                .strings("authentication_authority")
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        });
+        crypto.push(CryptoUserEntry {
+            uuid,
+            short_name: name,
+            full_name: rec.real_name().map(str::to_string),
+            hint: hint.map(str::to_string),
+            user_type: LOCAL_USER_TYPE.into(),
+        });
+    }
+    write_lists(folder, &all, &crypto)
+}
+
+/// Writes both Preboot lists in `folder` (0644, as the Preboot volume has them).
+///
+/// # Errors
+/// They cannot be encoded or written.
+pub fn write_lists(folder: &Path, all: &[AllUsersEntry], crypto: &[CryptoUserEntry]) -> Result<()> {
+    let enc = |e: plist::Error| {
+        Error::new(
+            ErrorKind::Failure,
+            format!("cannot encode a Preboot list: {e}"),
+        )
+    };
+    let a = preboot::write_all_users_info(all).map_err(enc)?;
+    let c = preboot::write_crypto_user_info(crypto).map_err(enc)?;
+    let perms = fsio::Perms {
+        mode: 0o644,
+        owner: None,
+    };
+    for (rel, bytes) in [(ALL_USERS_INFO, a), (CRYPTO_USER_INFO, c)] {
+        let path = folder.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, &e))?;
+        }
+        fsio::write_atomic(&path, &bytes, perms)?;
+    }
+    Ok(())
 }
 
 /// Unwraps the KEK with the passphrase, then the VEK with the KEK.
@@ -636,14 +720,6 @@ impl Platform for SimMac {
             .unwrap_or_default())
     }
 
-    fn preboot_users(&self, vol: &Volume) -> Result<Option<Vec<PrebootUser>>> {
-        let Some(dict) = self.read_preboot(vol)? else {
-            return Ok(None);
-        };
-        let path = self.preboot_file(vol).unwrap_or_default();
-        preboot_users_of(dict, &path).map(Some)
-    }
-
     fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
         let (a, _) = self.attempt(vol, user, pw)?;
         if a == Attempt::Accepted {
@@ -728,65 +804,14 @@ impl Platform for SimMac {
     }
 
     fn update_preboot(&mut self, vol: &Volume) -> Result<()> {
-        let Some(path) = self.preboot_file(vol) else {
+        let Some(folder) = self.preboot_folder(vol) else {
             return Ok(());
         };
         let Some(kb) = self.keybag(vol)? else {
             return Ok(());
         };
-        let mut dict = self.read_preboot(vol)?.unwrap_or_default();
-        for u in &kb.crypto_users {
-            let key = u.uuid.to_ascii_uppercase();
-            if let Some(v) = dict.get(&key) {
-                let mut e: PrebootEntry =
-                    plist::from_value(v).map_err(|e| bad(&path, format!("entry {key}: {e}")))?;
-                e.keybag_generation = u.generation;
-                e.passphrase_hint = u.hint.clone();
-                let nv = plist::to_value(&e).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Failure,
-                        format!("cannot encode Preboot entry: {e}"),
-                    )
-                })?;
-                dict.insert(key, nv);
-            }
-        }
-        let mut out = Vec::new();
-        plist::Value::Dictionary(dict)
-            .to_writer_xml(&mut out)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Failure,
-                    format!("cannot encode the Preboot list: {e}"),
-                )
-            })?;
-        fsio::write_atomic(
-            &path,
-            &out,
-            fsio::Perms {
-                mode: 0o644,
-                owner: None,
-            },
-        )
-    }
-
-    fn preboot_current(&self, vol: &Volume, user: &str) -> Result<Option<bool>> {
-        let (Some(dict), Some(kb)) = (self.read_preboot(vol)?, self.keybag(vol)?) else {
-            return Ok(None);
-        };
-        let Some(u) = kb
-            .crypto_users
-            .iter()
-            .find(|u| u.uuid.eq_ignore_ascii_case(user))
-        else {
-            return Ok(None);
-        };
-        let Some(v) = dict.get(&user.to_ascii_uppercase()) else {
-            return Ok(Some(false));
-        };
-        let path = self.preboot_file(vol).unwrap_or_default();
-        let e: PrebootEntry = plist::from_value(v).map_err(|e| bad(&path, e))?;
-        Ok(Some(e.keybag_generation == u.generation))
+        let data = self.root.join(VOLUMES_DIR).join(&vol.device);
+        write_preboot_lists(&data, &folder, &kb)
     }
 
     fn ownership_enabled(&self, vol: &Volume) -> Result<bool> {

@@ -17,7 +17,6 @@ use super::{
     ENCLAVE_FILE, FORMAT_VERSION, KEYBAGS_DIR, MAC_FILE, VOLUMES_DIR,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::preboot::{PrebootEntry, PREBOOT_USERS};
 use crate::formats::record::{GROUPS_DIR, USERS_DIR};
 
 /// alice's OLD password.
@@ -84,6 +83,8 @@ pub struct Scenario {
     /// alice's login keychain uses macOS 26's indirect passphrase (with a
     /// SystemKeys entropy file).
     pub indirect_keychain: bool,
+    /// alice's Preboot entries show her old full name and hint.
+    pub stale_preboot: bool,
 }
 
 const fn sc(
@@ -106,6 +107,7 @@ const fn sc(
         encrypted: true,
         legacy_keychain: false,
         indirect_keychain: false,
+        stale_preboot: false,
     }
 }
 
@@ -220,6 +222,16 @@ pub const SCENARIOS: &[Scenario] = &[
             "unknown-hash",
             "alice's record holds only the Mac OS X 10.7 hash (SALTED-SHA512), for NEW",
             Some(On::Old),
+            On::New,
+            On::New,
+        )
+    },
+    Scenario {
+        stale_preboot: true,
+        ..sc(
+            "stale-preboot",
+            "every secret on NEW, but alice's Preboot entries show her old full name and hint",
+            Some(On::New),
             On::New,
             On::New,
         )
@@ -586,6 +598,33 @@ struct DataVolume<'a> {
     /// The volume is encrypted: a keybag, crypto users, a Preboot list.
     encrypted: bool,
     failed: u64,
+    /// alice's Preboot entries show what her record said before (see `stale-preboot`).
+    stale_preboot: bool,
+}
+
+/// alice's full name and hint before the directory changed them: what a
+/// Preboot volume not updated since still shows.
+pub const ALICE_OLD_FULL_NAME: &str = "Alice Dupont";
+/// alice's passphrase hint before the directory cleared it.
+pub const ALICE_OLD_HINT: &str = "the old one";
+
+/// Makes alice's entries in the Preboot lists of `folder` show her old full
+/// name and hint (the records are current).
+fn stale_preboot(folder: &Path) -> Result<()> {
+    use crate::formats::preboot as pb;
+    let read = |rel: &str| {
+        fs::read(folder.join(rel)).map_err(|e| Error::io("read", &folder.join(rel), &e))
+    };
+    let mut all = pb::parse_all_users_info(&read(pb::ALL_USERS_INFO)?).map_err(fail)?;
+    let mut crypto = pb::parse_crypto_user_info(&read(pb::CRYPTO_USER_INFO)?).map_err(fail)?;
+    for a in all.iter_mut().filter(|a| a.generated_uid == ALICE_UUID) {
+        a.real_name = Some(ALICE_OLD_FULL_NAME.into());
+    }
+    for c in crypto.iter_mut().filter(|c| c.uuid == ALICE_UUID) {
+        c.full_name = Some(ALICE_OLD_FULL_NAME.into());
+        c.hint = Some(ALICE_OLD_HINT.into());
+    }
+    super::write_lists(folder, &all, &crypto)
 }
 
 fn build_data_volume(
@@ -685,23 +724,12 @@ fn build_data_volume(
             &xml(&kb)?,
             0o600,
         )?;
-        let mut pre = Dictionary::new();
-        for u in dv.users.iter().filter(|u| u.filevault.is_some()) {
-            let e = PrebootEntry {
-                short_name: u.name.into(),
-                full_name: u.real_name.into(),
-                user_type: "LocalOpenDirectory".into(),
-                passphrase_hint: None,
-                keybag_generation: 1,
-            };
-            pre.insert(u.uuid.into(), plist::to_value(&e).map_err(fail)?);
+        // The Preboot lists, as `diskutil apfs updatePreboot` leaves them.
+        let folder = root.join(VOLUMES_DIR).join(dv.preboot).join(dv.group);
+        super::write_preboot_lists(&vroot, &folder, &kb)?;
+        if dv.stale_preboot {
+            stale_preboot(&folder)?;
         }
-        let path = root
-            .join(VOLUMES_DIR)
-            .join(dv.preboot)
-            .join(dv.group)
-            .join(PREBOOT_USERS);
-        write(&path, &xml(&Value::Dictionary(pre))?, 0o644)?;
     }
     Ok(())
 }
@@ -941,6 +969,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
             users: users(true),
             encrypted: s.encrypted,
             failed: if s.throttled { ATTEMPT_LIMIT - 1 } else { 0 },
+            stale_preboot: s.stale_preboot,
         },
         it,
         now,
@@ -970,6 +999,7 @@ pub fn create(dir: &Path, scenario: &str, it: Iterations) -> Result<()> {
                 users: users(false),
                 encrypted: true,
                 failed: 0,
+                stale_preboot: false,
             },
             it,
             now,

@@ -37,6 +37,7 @@ pub const SCENARIOS: &[&str] = &[
     "securetoken-fv-off",
     "legacy-keychain",
     "keychain-macos26",
+    "stale-preboot",
 ];
 
 pub struct Out {

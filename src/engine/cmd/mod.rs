@@ -44,7 +44,16 @@ pub(crate) fn verdict_lines(
 ) -> Vec<String> {
     let mut v = Vec::new();
     match verdict {
-        Verdict::InSync => v.push("In sync: every secret that counts accepts NEW.".into()),
+        Verdict::InSync => {
+            v.push("In sync: every secret that counts accepts NEW.".into());
+            if o.preboot_current == Some(false) && reconcile_hint {
+                v.push(format!(
+                    "The Preboot volume's user list (what the FileVault login window shows) is out \
+                     of date: `{}` updates it.",
+                    hint_cmd(ctx, "reconcile", sel, &o.target.user, &[])
+                ));
+            }
+        }
         Verdict::OutOfSync => {
             if reconcile_hint {
                 v.push(format!(

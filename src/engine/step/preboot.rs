@@ -30,7 +30,12 @@ impl StepOps for Preboot {
             Planned::new(
                 Step::Preboot,
                 Action::Do,
-                "update the Preboot volume's user list: it is out of date",
+                format!(
+                    "update the Preboot volume's user list: it is out of date ({})",
+                    o.preboot_stale
+                        .as_deref()
+                        .unwrap_or("it does not show what the record says")
+                ),
             )
         } else {
             Planned::new(Step::Preboot, Action::Skip, "no FileVault change needs it")
