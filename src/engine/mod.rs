@@ -16,13 +16,16 @@
 //! [`rollback`], [`resume`], [`restore`] (undo's application), [`journal`],
 //! [`report`], and the commands in [`cmd`].
 
+pub mod account;
 pub mod attempts;
 pub mod cmd;
 pub mod executor;
 pub mod journal;
 pub mod observe;
 pub mod plan;
+pub mod receipt;
 pub mod report;
+pub mod report_receipt;
 pub mod restore;
 pub mod resume;
 pub mod rollback;

@@ -438,5 +438,8 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         one::<SimCreate>("sim-create"),
         one::<Runbook>("runbook"),
         one::<ErrorDoc>("error"),
+        one::<crate::engine::report_receipt::Receipt>("receipt-file"),
+        one::<crate::engine::report_receipt::ReceiptReport>("receipt"),
+        one::<crate::engine::report_receipt::FleetReport>("fleet"),
     ]
 }
