@@ -36,7 +36,7 @@ use crate::engine::account;
 use crate::engine::attempts::{Ledger, Presented};
 use crate::engine::journal::{self, Journal, RunId};
 use crate::engine::report;
-use crate::engine::report_receipt::{
+pub use crate::engine::report_receipt::{
     AttemptCount, FleetFlag, FleetReport, FleetUser, KeychainKind, LeftStep, LoginHash, Receipt,
     ReceiptReport, RunResult, RECEIPT_VERSION,
 };
@@ -398,7 +398,7 @@ pub fn scan(root: &Root) -> Result<Scan> {
                 .push(format!("receipt {} skipped: {why}", escape(&name))),
         }
     }
-    ok.sort_by(|a, b| a.0.cmp(&b.0));
+    ok.sort_by_key(|a| a.0);
     scan.receipts = ok.into_iter().map(|(_, r)| r).collect();
     Ok(scan)
 }

@@ -84,7 +84,7 @@ pub struct Receipt {
     /// The run's id (`YYYYMMDDTHHMMSSZ-PID`, UTC start time and process id).
     #[cfg_attr(
         feature = "schema",
-        schemars(with = "String", pattern(r"^\d{8}T\d{6}Z-\d{1,12}$"))
+        schemars(with = "String", pattern(r"^\d{8}T\d{6}Z-\d{1,11}$"))
     )]
     pub run_id: RunId,
     /// The command (`reconcile` or `undo`).
