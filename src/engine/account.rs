@@ -950,5 +950,42 @@ mod tests {
             let j = serde_json::to_value(s).unwrap();
             assert_eq!(j["code"], s.code.as_str());
         }
+        // The other variants of each line.
+        let mut more = Vec::new();
+        for method in ["Password", "UserSecureEnclaveKey", "SmartCard", "Something"] {
+            let mut psso = Dictionary::new();
+            psso.insert("AuthenticationMethod".into(), method.into());
+            let mut top = Dictionary::new();
+            top.insert("PlatformSSO".into(), Value::Dictionary(psso));
+            write(
+                &r,
+                "Library/Managed Preferences/com.apple.extensiblesso.plist",
+                &xml(top),
+            );
+            more.extend(sources(&r, &rec, None));
+            more.extend(sources(&r, &record(&[]), None));
+        }
+        let mut sync = Dictionary::new();
+        sync.insert("LocalPasswordSync".into(), Value::Boolean(true));
+        write(
+            &r,
+            "Users/alice/Library/Preferences/com.trusourcelabs.NoMAD.plist",
+            &xml(sync),
+        );
+        more.extend(sources(&r, &record(&[]), Some(&h)));
+        let other = "BBBBBBBB-0000-0000-0000-000000000002";
+        more.extend(only_owner_source(
+            &[
+                cu(me, "LocalOpenDirectory", true),
+                cu(other, "LocalOpenDirectory", false),
+            ],
+            me,
+        ));
+        let whats: std::collections::BTreeSet<&str> =
+            all.iter().chain(&more).map(|s| s.what.as_str()).collect();
+        assert_eq!(whats.len(), 14, "{whats:#?}");
+        for w in whats {
+            assert!(w.chars().count() <= WHAT_WIDTH, "{w}");
+        }
     }
 }
