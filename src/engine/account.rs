@@ -973,6 +973,14 @@ mod tests {
             &xml(sync),
         );
         more.extend(sources(&r, &record(&[]), Some(&h)));
+        let paired = record(&[
+            ("SmartCardEnforcement", Value::Array(vec!["1".into()])),
+            (
+                "authentication_authority",
+                Value::Array(vec![";tokenidentity;ABCDEF".into()]),
+            ),
+        ]);
+        more.extend(sources(&r, &paired, None));
         let other = "BBBBBBBB-0000-0000-0000-000000000002";
         more.extend(only_owner_source(
             &[
