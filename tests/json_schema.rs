@@ -609,6 +609,9 @@ fn every_schema_file_is_known_and_valid() {
         "runbook",
         "selftest",
         "report",
+        "receipt",
+        "receipt-file",
+        "fleet",
     ];
     let mut found: Vec<String> = std::fs::read_dir(schema_dir())
         .unwrap()

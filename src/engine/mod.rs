@@ -16,14 +16,17 @@
 //! [`rollback`], [`resume`], [`restore`] (undo's application), [`journal`],
 //! [`report`], and the commands in [`cmd`].
 
+pub mod account;
 pub mod attempts;
 pub mod cmd;
 pub mod executor;
 pub mod journal;
 pub mod observe;
 pub mod plan;
+pub mod receipt;
 pub mod recovery_key;
 pub mod report;
+pub mod report_receipt;
 pub mod restore;
 pub mod resume;
 pub mod rollback;

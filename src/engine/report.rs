@@ -470,5 +470,8 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         one::<Selftest>("selftest"),
         one::<Pilot>("report"),
         one::<ErrorDoc>("error"),
+        one::<crate::engine::report_receipt::Receipt>("receipt-file"),
+        one::<crate::engine::report_receipt::ReceiptReport>("receipt"),
+        one::<crate::engine::report_receipt::FleetReport>("fleet"),
     ]
 }
