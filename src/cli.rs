@@ -207,6 +207,18 @@ pub enum Command {
         after_help = "The backups of a run that did not finish are kept.\n\nExamples:\n  fvsync purge --user alice --dry-run\n  fvsync purge --user alice\n\nExit: 0 done, 5 refused, 9 cancelled."
     )]
     Purge(PurgeArgs),
+    /// Show the receipt of fvsync's last run on this Mac, or check every user (--fleet). No password, read-only.
+    #[command(
+        after_help = "In a normal boot it reads /System/Volumes/Data (run as root, e.g. from the MDM);\nin Recovery, a Data volume already unlocked. --fleet lists every user (uid 500 and\nup) with their SecureToken, login hash, keychain, account sources and last run, and\nflags those that need a reconcile (docs/mdm.md).\n\nExamples:\n  sudo fvsync receipt\n  sudo fvsync --json receipt --fleet\n\nExit: 0 (also when there is no receipt), 2 no such volume, 5 locked or refused."
+    )]
+    Receipt {
+        /// Only this Data volume (device, name or UUID).
+        #[arg(long, value_name = "DEV")]
+        volume: Option<String>,
+        /// Every user, and whether they need a reconcile.
+        #[arg(long)]
+        fleet: bool,
+    },
     /// Rehearse a passphrase change on a throwaway volume, and say what works here.
     #[command(
         after_help = "Creates a small RAM disk (or disk image) with its own throwaway passphrase, tries\nhow diskutil takes two passphrases, checks the result, and deletes it. The Mac's\nown volumes are not touched and no FileVault attempt of theirs is spent.\n\nExamples:\n  fvsync selftest\n  fvsync --json selftest\n\nExit: 0 passed (or not needed), 5 failed or could not run."
@@ -450,6 +462,17 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
         Command::Volumes => {
             let p = platform(&cli)?;
             crate::listing::volumes(p.as_ref(), ui)
+        }
+        Command::Receipt { volume, fleet } => {
+            let mut p = platform(&cli)?;
+            if *fleet {
+                let r = cmd::receipt::fleet(p.as_mut(), volume.as_deref())?;
+                ui.show(&r);
+            } else {
+                let r = cmd::receipt::latest(p.as_mut(), volume.as_deref())?;
+                ui.show(&r);
+            }
+            Ok(0)
         }
         Command::Users { volume, all } => {
             let mut p = platform(&cli)?;

@@ -148,3 +148,270 @@ fn receipts_and_the_fleet_check_match_their_schemas() {
     bad["users"][0]["flags"] = serde_json::json!(["something"]);
     invalid("fleet", &bad, "an unknown flag");
 }
+
+// ---------------------------------------------------------------------------
+// End to end through the binary, on both backends.
+
+mod common;
+use common::{cmd, cmd_env, json, mac, reconcile, reconcile_env, reconcile_ok, NEW, OLD};
+
+fn receipts_dir(dir: &Path) -> std::path::PathBuf {
+    common::data_root(dir).join("private/var/log/fvsync")
+}
+
+/// The receipt files in the folder, oldest first (run ids sort by time).
+fn receipt_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(rd) = std::fs::read_dir(receipts_dir(dir)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = rd
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".receipt.json"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// The Mac restarted into macOS: the MDM agent reads the Data volume as it
+/// is, with no unlock and no password.
+fn normal_boot(dir: &Path) {
+    let p = dir.join("SimulatedMac.plist");
+    let s = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("<string>recovery</string>", "<string>normal</string>");
+    std::fs::write(&p, s).unwrap();
+}
+
+#[test]
+fn a_reconcile_leaves_a_receipt_the_mdm_reads_without_a_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_t, dir) = mac("all-old");
+    // A dry run and a refused run leave none.
+    assert_eq!(reconcile(&dir, &["--dry-run"], OLD, NEW).code, Some(0));
+    assert_eq!(reconcile(&dir, &[], "Wrong-Passw0rd!", NEW).code, Some(4));
+    assert!(receipt_files(&dir).is_empty());
+    // Nothing to read yet: exit 0, no receipt (the volume is readable in a
+    // normal boot).
+    let o = reconcile_ok(&dir, &["--json"], OLD, NEW);
+    let run = json(&o)["run_id"].as_str().unwrap().to_string();
+    let files = receipt_files(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = &files[0];
+    assert!(f
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with(&format!("alice-{run}")));
+    assert_eq!(
+        std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(receipts_dir(&dir))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    let bytes = std::fs::read(f).unwrap();
+    for pw in [OLD, NEW] {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(pw),
+            "a password in the receipt"
+        );
+    }
+    let doc = read_json(f);
+    valid("receipt-file", &doc);
+    assert_eq!(doc["result"], "done");
+    assert_eq!(doc["command"], "reconcile");
+    assert_eq!(doc["user"], "alice");
+    assert_eq!(doc["run_id"], run.as_str());
+    assert_eq!(
+        doc["changed"],
+        serde_json::json!(["filevault", "login", "keychain", "preboot"])
+    );
+    assert_eq!(doc["filevault_attempts"]["failed"], 0);
+    assert_eq!(doc["recovery_key_used"], false);
+    // The summary for osquery and `defaults read`.
+    let latest = plist::Value::from_file(receipts_dir(&dir).join("latest.plist")).unwrap();
+    let latest = latest.as_dictionary().unwrap();
+    assert_eq!(latest["result"].as_string(), Some("done"));
+    assert_eq!(latest["user"].as_string(), Some("alice"));
+
+    normal_boot(&dir);
+    let o = cmd(&dir, &["--json", "receipt"], &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let r = json(&o);
+    valid("receipt", &r);
+    assert_eq!(r["found"], 1);
+    assert_eq!(r["receipt"], doc);
+    let o = cmd(&dir, &["receipt"], &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stdout.contains(&run) && o.stdout.contains("done"),
+        "{}",
+        o.stdout
+    );
+    // Within Recovery's 80 columns, but for the (test's long) folder path.
+    let tmp = dir.to_string_lossy().to_string();
+    assert!(
+        o.stdout
+            .lines()
+            .all(|l| l.contains(&tmp) || l.chars().count() <= 80),
+        "{}",
+        o.stdout
+    );
+
+    let o = cmd(&dir, &["--json", "receipt", "--fleet"], &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let fleet = json(&o);
+    valid("fleet", &fleet);
+    let alice = fleet["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(alice["last_result"], "done");
+    assert_eq!(alice["last_run_id"], run.as_str());
+    assert_eq!(alice["secure_token"], true);
+    assert_eq!(fleet["needs_attention"], false, "{fleet:#}");
+}
+
+#[test]
+fn rolled_back_and_undone_runs_leave_their_receipts() {
+    let (_t, dir) = mac("all-old");
+    let o = reconcile_env(
+        &dir,
+        &[],
+        OLD,
+        NEW,
+        &[("FVSYNC_FAILPOINT", "after-record:error")],
+    );
+    assert_eq!(o.code, Some(6), "{}", o.stderr);
+    let files = receipt_files(&dir);
+    assert_eq!(files.len(), 1);
+    let doc = read_json(&files[0]);
+    valid("receipt-file", &doc);
+    assert_eq!(doc["result"], "rolled-back");
+    assert_eq!(doc["changed"], serde_json::json!([]));
+
+    reconcile_ok(&dir, &[], OLD, NEW);
+    let o = cmd_env(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &[NEW, OLD],
+        &[],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let files = receipt_files(&dir);
+    assert_eq!(files.len(), 3, "{files:?}");
+    let undone = read_json(files.last().unwrap());
+    valid("receipt-file", &undone);
+    assert_eq!(undone["result"], "undone");
+    assert_eq!(undone["command"], "undo");
+    assert!(undone["changed"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("filevault")));
+    assert_eq!(undone["first_login"], serde_json::json!([]));
+
+    // The fleet sees the latest run: undone is not a reason to act.
+    normal_boot(&dir);
+    let o = cmd(&dir, &["--json", "receipt"], &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let r = json(&o);
+    assert_eq!(r["found"], 3);
+    assert_eq!(r["receipt"]["result"], "undone");
+}
+
+#[test]
+fn a_locked_volume_is_refused_and_nothing_is_written() {
+    let (_t, dir) = mac("all-old");
+    let before = common::tree(&dir);
+    for args in [&["receipt"][..], &["receipt", "--fleet"]] {
+        let o = cmd(&dir, args, &[]);
+        assert_eq!(o.code, Some(5), "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains("is locked"), "{}", o.stderr);
+        assert!(
+            o.stderr.contains("diskutil apfs unlockVolume disk3s5"),
+            "{}",
+            o.stderr
+        );
+    }
+    let o = cmd(&dir, &["receipt", "--volume", "disk9s9"], &[]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    let mut after = common::tree(&dir);
+    let mut before = before;
+    // The emulated diskutil logs its calls; nothing else may change.
+    after.retain(|k, _| !k.contains("calls"));
+    before.retain(|k, _| !k.contains("calls"));
+    assert_eq!(after, before);
+}
+
+#[test]
+fn account_sources_are_shown_before_the_plan_and_kept_in_the_receipt() {
+    let (_t, dir) = mac("all-old");
+    let jc = common::data_root(&dir).join("opt/jc");
+    std::fs::create_dir_all(&jc).unwrap();
+    std::fs::write(
+        jc.join("managedUsers.json"),
+        br#"[{"username": "alice", "uid": "501"}]"#,
+    )
+    .unwrap();
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    let sources = o
+        .stdout
+        .find("Where the password comes from:")
+        .expect(&o.stdout);
+    assert!(o.stdout[sources..].contains("JumpCloud"), "{}", o.stdout);
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    let v = json(&o);
+    assert_eq!(v["account_sources"][0]["code"], "jumpcloud", "{v:#}");
+    // bob is not in JumpCloud's list.
+    let o = cmd(
+        &dir,
+        &["--json", "diagnose", "--user", "bob", "--password-stdin"],
+        &["Bob-Passw0rd!", "Bob-Passw0rd!"],
+    );
+    assert_eq!(json(&o)["account_sources"], serde_json::json!([]));
+
+    let o = reconcile_ok(&dir, &[], OLD, NEW);
+    let plan = o.stdout.find("Plan:").unwrap();
+    let shown = o.stdout.find("Where the password comes from:").unwrap();
+    assert!(
+        shown < plan,
+        "the sources come before the plan: {}",
+        o.stdout
+    );
+    let doc = read_json(receipt_files(&dir).last().unwrap());
+    assert_eq!(doc["account_sources"][0]["code"], "jumpcloud");
+
+    // A link planted in its place is not followed: not detected.
+    let (_t2, dir2) = mac("all-old");
+    let jc2 = common::data_root(&dir2).join("opt/jc");
+    std::fs::create_dir_all(&jc2).unwrap();
+    std::fs::write(dir2.join("planted.json"), br#"[{"username": "alice"}]"#).unwrap();
+    std::os::unix::fs::symlink(dir2.join("planted.json"), jc2.join("managedUsers.json")).unwrap();
+    let o = cmd(
+        &dir2,
+        &["--json", "diagnose", "--user", "alice", "--password-stdin"],
+        &[OLD, NEW],
+    );
+    assert_eq!(json(&o)["account_sources"], serde_json::json!([]));
+}

@@ -16,6 +16,7 @@ pub use crate::engine::resume::verifier_accepts;
 
 use crate::engine::journal::{self, Backup, Journal, State};
 use crate::engine::observe::Observation;
+use crate::engine::report_receipt::RunResult;
 use crate::engine::resume;
 use crate::engine::step::{Action, Changed, Exec, Kind, Planned, Snapshot, Step};
 use crate::engine::Ctx;
@@ -192,6 +193,9 @@ pub fn execute(
                     e.message()
                 ));
             }
+            let done = out.changed.clone();
+            out.warnings
+                .extend(receipt(o, &j, RunResult::Done, &done, &out.left));
             Ok(out)
         }
         Err(e) if e.kind() == ErrorKind::Incomplete => {
@@ -207,6 +211,9 @@ pub fn execute(
                 &prog.done,
                 "incomplete",
             );
+            if let Some(w) = receipt(o, &j, RunResult::Incomplete, &prog.done, &out.left) {
+                ctx.ui.warn(&w);
+            }
             Err(e)
         }
         Err(e) => {
@@ -240,6 +247,14 @@ pub fn execute(
                 &prog.done,
                 result,
             );
+            let w = if rolled.is_ok() {
+                receipt(o, &j, RunResult::RolledBack, &[], &out.left)
+            } else {
+                receipt(o, &j, RunResult::Incomplete, &prog.done, &out.left)
+            };
+            if let Some(w) = w {
+                ctx.ui.warn(&w);
+            }
             match rolled {
                 Ok(()) => {
                     let hint = e
@@ -268,6 +283,32 @@ pub fn execute(
             }
         }
     }
+}
+
+/// The run's receipt (docs/mdm.md); the warning when it cannot be written.
+fn receipt(
+    o: &Observation,
+    j: &Journal,
+    result: RunResult,
+    changed: &[Step],
+    left: &[(Step, String)],
+) -> Option<String> {
+    let root = o.root().ok()?;
+    let after = crate::engine::plan::rows_after(&o.rows(), changed);
+    crate::engine::receipt::record_run(
+        root,
+        j,
+        &crate::engine::receipt::RunFacts {
+            command: "reconcile",
+            result,
+            changed,
+            left,
+            ledger: &o.ledger,
+            rows_after: &after,
+            sources: &o.account_sources,
+            run: None,
+        },
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -115,6 +115,9 @@ pub struct Observation {
     /// The recovery-key route: the volume was unlocked with the Personal
     /// Recovery Key and OLD proven offline by this (FileVault was not asked).
     pub via_recovery_key: Option<crate::engine::plan::Proof>,
+    /// Where the account's password comes from (a directory agent, a
+    /// smart card, the only SecureToken holder), once the record is read.
+    pub account_sources: Vec<crate::engine::account::AccountSource>,
 }
 
 impl Observation {
@@ -196,6 +199,7 @@ pub fn start(ctx: &mut Ctx<'_>, target: Target) -> Result<Observation> {
         touched_filevault: false,
         floors,
         via_recovery_key: None,
+        account_sources: Vec::new(),
     };
     if let Some(root) = &o.root {
         // Readable before any attempt: the record says who the user is.
@@ -366,6 +370,14 @@ impl Observation {
                     }
                 }
                 let uuid = off.ident.generated_uid.clone();
+                self.account_sources =
+                    crate::engine::account::sources(root, &off.record, off.ident.home.as_ref());
+                // The volume's crypto users (cached by the platform); when they
+                // cannot be listed the only-holder line is left out, no more.
+                if let Ok(cus) = ctx.p.crypto_users(&self.target.vol) {
+                    self.account_sources
+                        .extend(crate::engine::account::only_owner_source(&cus, &uuid));
+                }
                 self.offline = Some(off);
                 self.offline_error = None;
                 if self.journal.is_none() && self.journal_error.is_none() {

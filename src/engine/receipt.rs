@@ -196,6 +196,49 @@ fn check(r: &Receipt) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// What a run leaves in its receipt beyond its journal.
+pub struct RunFacts<'a> {
+    /// `reconcile` or `undo`.
+    pub command: &'a str,
+    /// How it ended.
+    pub result: RunResult,
+    /// What it changed (for undo: what it put back).
+    pub changed: &'a [Step],
+    /// Steps left as they were, with why.
+    pub left: &'a [(Step, String)],
+    /// The run's attempts.
+    pub ledger: &'a Ledger,
+    /// The secret matrix after the run (what the first login meets).
+    pub rows_after: &'a [Row],
+    /// Where the account's password comes from.
+    pub sources: &'a [account::AccountSource],
+    /// This run's own id when it is not the journal's (an undo: the
+    /// journal is the reconcile's); its start time is the receipt's.
+    pub run: Option<&'a RunId>,
+}
+
+/// Writes the receipt of a run that changed something (or tried to), as
+/// [`write`]; returns the warning to show when it could not be written (a
+/// receipt never fails a run: the audit log has the line).
+pub fn record_run(root: &Root, j: &Journal, f: &RunFacts<'_>) -> Option<String> {
+    let mut r = Receipt::from_journal(j, f.command, f.result);
+    if let Some(run) = f.run {
+        r.run_id = run.clone();
+        if let Some(secs) = run.started_secs() {
+            r.started = journal::rfc3339(secs);
+        }
+    }
+    r.changed = f.changed.iter().copied().take(MAX_LINES).collect();
+    r.set_left(&f.left[..f.left.len().min(MAX_LINES)]);
+    r.set_attempts(f.ledger);
+    r.first_login = first_login(f.rows_after);
+    r.first_login.truncate(MAX_LINES);
+    r.account_sources = f.sources.iter().take(MAX_LINES).cloned().collect();
+    write(root, &r)
+        .err()
+        .map(|e| format!("the receipt could not be written: {}", e.message()))
+}
+
 /// The folder, checked: `Ok(None)` when it does not exist.
 ///
 /// # Errors

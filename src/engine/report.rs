@@ -75,6 +75,9 @@ pub struct Diagnose {
     pub filevault_attempts: Ledger,
     /// What `reconcile` would do.
     pub plan: Vec<Planned>,
+    /// Where the account's password comes from (docs/mdm.md): what the
+    /// next login does with NEW.
+    pub account_sources: Vec<crate::engine::account::AccountSource>,
     /// The Preboot list.
     pub preboot: PrebootState,
     /// The verdict.
@@ -141,6 +144,10 @@ pub struct Reconcile {
     pub secrets_after: Option<Vec<Row>>,
     /// The plan.
     pub plan: Vec<Planned>,
+    /// Where the account's password comes from (docs/mdm.md): what the
+    /// next login does with NEW.
+    pub account_sources: Vec<crate::engine::account::AccountSource>,
+
     /// What was changed.
     pub changed: Vec<Step>,
     /// Steps left as they were at apply time.
@@ -239,6 +246,10 @@ pub struct Preview {
     pub filevault_attempts: Ledger,
     /// Notes before the plan (a resumed run, a stale journal).
     pub notes: Vec<String>,
+    /// Where the account's password comes from (docs/mdm.md): what the
+    /// next login does with NEW.
+    pub account_sources: Vec<crate::engine::account::AccountSource>,
+
     /// The plan.
     pub plan: Vec<Planned>,
 }

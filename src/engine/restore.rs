@@ -3,8 +3,9 @@
 //! the Preboot list), after everything was read and checked. The journal is
 //! closed as undone; a stop mid-way is exit 7 and a re-run finishes it.
 
-use crate::engine::journal::{self, Journal, State};
+use crate::engine::journal::{self, Journal, RunId, State};
 use crate::engine::observe::Observation;
+use crate::engine::report_receipt::RunResult;
 use crate::engine::step::{Step, Undo};
 use crate::engine::Ctx;
 use crate::error::{Error, ErrorKind, Result};
@@ -26,6 +27,8 @@ pub fn restore(
     keychain: Option<&[u8]>,
     again: &str,
 ) -> Result<Vec<Step>> {
+    // This undo's own id (its receipt's; the journal keeps the reconcile's).
+    let run = RunId::new();
     let mut changed = Vec::new();
     let mut warnings = Vec::new();
     for step in Step::ALL {
@@ -53,6 +56,11 @@ pub fn restore(
             Err(e) => {
                 let root = o.root()?;
                 let _ = journal::audit(root, &j.user, &j.volume, &j.run_id, "undo", &changed, "incomplete");
+                if !changed.is_empty() {
+                    if let Some(w) = receipt(o, j, &run, RunResult::Incomplete, &changed) {
+                        ctx.ui.warn(&w);
+                    }
+                }
                 ctx.ui.set_attempts(&o.ledger);
                 return Err(if changed.is_empty() {
                     e
@@ -85,5 +93,34 @@ pub fn restore(
             format!("the audit log could not be written: {}", e.message()),
         )
     })?;
+    if let Some(w) = receipt(o, j, &run, RunResult::Undone, &changed) {
+        ctx.ui.warn(&w);
+    }
     Ok(changed)
+}
+
+/// Undo's receipt (docs/mdm.md); the warning when it cannot be written. Its
+/// first-login list stays empty: undo means OLD everywhere it put back.
+fn receipt(
+    o: &Observation,
+    j: &Journal,
+    run: &RunId,
+    result: RunResult,
+    changed: &[Step],
+) -> Option<String> {
+    let root = o.root().ok()?;
+    crate::engine::receipt::record_run(
+        root,
+        j,
+        &crate::engine::receipt::RunFacts {
+            command: "undo",
+            result,
+            changed,
+            left: &[],
+            ledger: &o.ledger,
+            rows_after: &[],
+            sources: &o.account_sources,
+            run: Some(run),
+        },
+    )
 }

@@ -164,6 +164,13 @@ fn preboot(ui: &mut Ui, p: PrebootState) {
     }
 }
 
+fn sources(ui: &mut Ui, s: &[crate::engine::account::AccountSource]) {
+    if !s.is_empty() {
+        ui.line("");
+        crate::engine::receipt::render_sources(s, ui);
+    }
+}
+
 fn next(ui: &mut Ui, lines: &[String]) {
     for l in lines {
         ui.para(l);
@@ -176,6 +183,7 @@ impl Render for report::Diagnose {
         matrix(ui, &self.secrets, false);
         attempts(ui, &self.filevault_attempts);
         preboot(ui, self.preboot);
+        sources(ui, &self.account_sources);
         ui.line("");
         if self.verdict != crate::engine::plan::Verdict::InSync && !self.next.is_empty() {
             plan(ui, "Plan (what `fvsync reconcile` would do):", &self.plan);
@@ -200,6 +208,7 @@ impl Render for report::Preview {
         header(ui, &self.head);
         matrix(ui, &self.secrets, false);
         attempts(ui, &self.filevault_attempts);
+        sources(ui, &self.account_sources);
         for n in &self.notes {
             ui.para(n);
         }

@@ -374,6 +374,21 @@ impl SimMac {
         ))
     }
 
+    /// Whether a volume is locked now: locked at rest, not unlocked in this
+    /// session, and not the booted system's (in a normal boot the internal
+    /// container's System and Data volumes are unlocked: the Mac started up
+    /// from them).
+    fn is_locked(&self, c: &ContainerDesc, v: &VolumeDesc) -> bool {
+        let booted = self.mac.boot_mode == "normal"
+            && self
+                .mac
+                .containers
+                .first()
+                .is_some_and(|first| first.reference == c.reference)
+            && v.roles.iter().any(|r| r == "System" || r == "Data");
+        v.locked && !self.unlocked.contains(&v.device) && !booted
+    }
+
     fn keybag_path(&self, vol: &Volume) -> PathBuf {
         self.root
             .join(KEYBAGS_DIR)
@@ -661,7 +676,7 @@ impl Platform for SimMac {
                     .volumes
                     .iter()
                     .map(|v| {
-                        let locked = v.locked && !self.unlocked.contains(&v.device);
+                        let locked = self.is_locked(c, v);
                         let group_uuid = c
                             .groups
                             .iter()
@@ -888,8 +903,8 @@ impl Platform for SimMac {
     }
 
     fn files(&self, vol: &Volume) -> Result<PathBuf> {
-        let (_, d) = self.desc(&vol.device)?;
-        if d.locked && !self.unlocked.contains(&vol.device) {
+        let (c, d) = self.desc(&vol.device)?;
+        if self.is_locked(c, d) {
             return Err(Error::new(
                 ErrorKind::Refused,
                 format!(

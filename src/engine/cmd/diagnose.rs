@@ -72,6 +72,7 @@ fn report(
             secrets: rows,
             filevault_attempts: o.ledger.clone(),
             plan,
+            account_sources: o.account_sources.clone(),
             preboot: PrebootState::from(o.preboot_current),
             in_sync: verdict == plan::Verdict::InSync && gate.is_ok(),
             verdict,

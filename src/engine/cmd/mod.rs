@@ -4,6 +4,7 @@
 
 pub mod diagnose;
 pub mod purge;
+pub mod receipt;
 pub mod reconcile;
 pub mod undo;
 pub mod verify;

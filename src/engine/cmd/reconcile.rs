@@ -203,6 +203,7 @@ pub(crate) fn finish(
             filevault_attempts: o.ledger.clone(),
             notes,
             plan: plan.clone(),
+            account_sources: o.account_sources.clone(),
         });
         if needs_proof && proof.is_none() {
             return Err(Error::new(
@@ -225,6 +226,7 @@ pub(crate) fn finish(
             secrets: rows.clone(),
             secrets_after: None,
             plan: plan.clone(),
+            account_sources: o.account_sources.clone(),
             changed: Vec::new(),
             left: Vec::new(),
             resumed: resuming.as_ref().map(|j| j.run_id.to_string()),
