@@ -19,11 +19,14 @@ demo:
 
 # Every test, then the scenario, crash-safety and keychain suites a second
 # time through the diskutil backend and the emulated diskutil, then clippy and
-# rustfmt, then a check that shipped builds carry no failpoints.
+# rustfmt, then a check that shipped builds carry no failpoints. The fuzz
+# targets are compiled too (fuzz-check).
 test:
 	$(CARGO) test --locked --features testing
 	FVSYNC_TEST_BACKEND=diskutil $(CARGO) test --locked --features testing \
-	  --test scenarios --test crash --test keychain --test diskutil --test recovery_key
+	  --test scenarios --test crash --test keychain --test diskutil --test recovery_key \
+	  --test receipt --test hostile
+	$(MAKE) fuzz-check
 	$(CARGO) clippy --locked --all-targets --features testing -- -D warnings
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
@@ -142,7 +145,13 @@ FUZZ_CARGO ?= cargo +nightly
 FUZZ_TARGETS ?= record shadowhash diskutil keybag keychain kerberos
 FUZZ_SECONDS ?= 60
 
-.PHONY: fuzz-build fuzz-smoke fuzz-seeds deny
+.PHONY: fuzz-check fuzz-build fuzz-smoke fuzz-seeds deny
+
+# The fuzz targets compile against today's library (stable toolchain, no
+# sanitizer, seconds): part of `make test`, so an API change that breaks a
+# target fails there and not only in the nightly fuzz build.
+fuzz-check:
+	$(CARGO) check --locked --manifest-path fuzz/Cargo.toml --bins
 
 fuzz-build:
 	$(FUZZ_CARGO) fuzz build -a

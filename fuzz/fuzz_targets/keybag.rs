@@ -2,7 +2,7 @@
 //! validation: the input replaces the Data volume's keybag of a simulated Mac
 //! made once per process, then `SimMac::keybag` (format, UUIDs, iteration
 //! counts, key and salt lengths) and `Platform::crypto_users` read it. The
-//! Preboot user list parser (`preboot_users_of`) and the description file's
+//! Preboot user list parsers (`parse_all_users_info`, `parse_crypto_user_info`) and the description file's
 //! serde shape (`MacFile`) get the same bytes.
 #![no_main]
 
@@ -54,9 +54,8 @@ fn world() -> &'static World {
 fuzz_target!(|data: &[u8]| {
     let _ = plist::from_bytes::<Keybag>(data);
     let _ = plist::from_bytes::<MacFile>(data);
-    if let Ok(plist::Value::Dictionary(d)) = plist::Value::from_reader(std::io::Cursor::new(data)) {
-        let _ = fvsync::sim::preboot_users_of(d, std::path::Path::new("fuzz"));
-    }
+    let _ = fvsync::formats::preboot::parse_all_users_info(data);
+    let _ = fvsync::formats::preboot::parse_crypto_user_info(data);
     let w = world();
     std::fs::write(&w.keybag, data).unwrap();
     if let Ok(Some(kb)) = w.mac.keybag(&w.vol) {
