@@ -121,6 +121,9 @@ pub struct ReconcileArgs {
     /// After --recovery-key, have Escrow Buddy make a new key at the next login without asking.
     #[arg(long, requires = "recovery_key")]
     pub request_new_recovery_key: bool,
+    /// Set the password hint (login window and FileVault) to TEXT; "" clears it. Without it a person is asked.
+    #[arg(long, value_name = "TEXT")]
+    pub hint: Option<String>,
 }
 
 /// `verify`.
@@ -491,6 +494,7 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
                 without_rehearsal: a.without_rehearsal,
                 recovery_key: a.recovery_key,
                 request_new_key: a.request_new_recovery_key,
+                hint: a.hint.clone(),
             };
             reconcile(ctx, &opts)
         }),

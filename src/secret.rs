@@ -264,6 +264,18 @@ pub trait PasswordSource {
     /// # Errors
     /// The terminal could not be read.
     fn confirm(&mut self, question: &str) -> Result<bool, Error>;
+
+    /// Asks for one line that is not a secret (a password hint), echoed as
+    /// typed; without its newline.
+    ///
+    /// # Errors
+    /// Not a terminal, or it could not be read.
+    fn ask_line(&mut self, _prompt: &str) -> Result<String, Error> {
+        Err(Error::new(
+            ErrorKind::Usage,
+            "no terminal to ask on; give the value as an option",
+        ))
+    }
 }
 
 /// Reads passwords from the terminal (`/dev/tty`) with echo off.
@@ -373,6 +385,25 @@ impl PasswordSource for TerminalSource {
         std::io::BufRead::read_line(&mut std::io::BufReader::new(&tty), &mut answer)
             .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot read the answer: {e}")))?;
         Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
+    fn ask_line(&mut self, prompt: &str) -> Result<String, Error> {
+        use std::io::Write;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot open the terminal: {e}")))?;
+        let mut w = &tty;
+        let _ = write!(w, "{prompt}");
+        let _ = w.flush();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(std::io::Read::take(&tty, 4096)),
+            &mut line,
+        )
+        .map_err(|e| Error::new(ErrorKind::Usage, format!("cannot read the answer: {e}")))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
     }
 }
 

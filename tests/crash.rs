@@ -20,6 +20,7 @@ const POINTS: &[&str] = &[
     "record-written", // after the rename, before the journal's mark
     "after-record",
     "after-keychain",
+    "after-hint", // the matrix sets a hint (--hint), so this step runs
     "after-preboot",
     "after-verify",
     "after-journal-close",
@@ -69,10 +70,17 @@ fn every_failpoint_error_and_abort() {
                 let why = format!("{scenario} {point}:{mode}");
                 let (_t, dir) = mac(scenario);
                 let original = alice_state(&dir, true);
+                let hint = crypto_hint(&dir, ALICE_UUID);
                 let rec = std::fs::read(record_path(&dir, "alice")).unwrap();
                 let kc = std::fs::read(keychain_path(&dir, "alice")).unwrap();
                 let spec = format!("{point}:{mode}");
-                let o = reconcile_env(&dir, &[], OLD, NEW, &[("FVSYNC_FAILPOINT", &spec)]);
+                let o = reconcile_env(
+                    &dir,
+                    &["--hint", "the crash test's"],
+                    OLD,
+                    NEW,
+                    &[("FVSYNC_FAILPOINT", &spec)],
+                );
                 assert!(opens(&dir), "{why}: locked out after the fault");
                 match (mode, o.code) {
                     ("abort", None) => {}
@@ -90,6 +98,11 @@ fn every_failpoint_error_and_abort() {
                             "{why}"
                         );
                         assert!(o.stderr.contains("rolled back"), "{why}: {}", o.stderr);
+                        assert_eq!(
+                            crypto_hint(&dir, ALICE_UUID),
+                            hint,
+                            "{why}: FileVault's hint"
+                        );
                     }
                     // Not known whether the step took effect (an error from
                     // the FileVault change itself): nothing rolled back, the
@@ -126,13 +139,13 @@ fn every_failpoint_error_and_abort() {
             }
         }
     }
-    // 14 points x {error, abort} x 2 scenarios = 56 faulted runs. fv-old-login-new
+    // 15 points x {error, abort} x 2 scenarios = 60 faulted runs. fv-old-login-new
     // skips the record and keychain steps (8 runs); a failed audit line (2) does
-    // not stop the run: the other 46 stop it, through both backends. Faults on
+    // not stop the run: the other 50 stop it, through both backends. Faults on
     // the platform's side (a passphrase change that does not answer, a Preboot
     // update that fails, a refused check) are tests/engine.rs's, through a
     // FaultyPlatform over both backends.
-    let want = 46;
+    let want = 50;
     assert!(covered >= want, "only {covered} crash points were reached");
     eprintln!("crash points covered: {covered}");
 }

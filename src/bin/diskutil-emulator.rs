@@ -253,6 +253,24 @@ fn run(all: &[String]) -> Result<i32, String> {
         ["apfs", "changePassphrase", dev, "-user", user, flags @ ..] => {
             change(&em, &mut mac, dev, user, flags)
         }
+        ["apfs", "setPassphraseHint", dev, "-user", user, rest @ ..] => {
+            let hint = match rest {
+                ["-hint", h] => Some(*h),
+                ["-clear"] => None,
+                _ => return Err(format!("emulator: unexpected arguments {rest:?}")),
+            };
+            let v = volume(&mac, dev)?;
+            match mac.set_hint(&v, user, hint) {
+                Ok(()) => {
+                    println!("Setting passphrase hint for cryptographic user {user} on APFS Volume {dev}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("Error: {}", e.message());
+                    1
+                }
+            }
+        }
         ["apfs", "updatePreboot", dev] => {
             let v = volume(&mac, dev)?;
             mac.update_preboot(&v)

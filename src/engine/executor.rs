@@ -360,7 +360,10 @@ fn run_steps(
                 continue;
             }
         };
-        if ops.kind() == Kind::Passphrase {
+        // A passphrase change joins the rollback once it is known to be
+        // done; a repair (the hint, the Preboot list) once it changed
+        // something (its revert puts back what was there, or is a no-op).
+        if matches!(ops.kind(), Kind::Passphrase | Kind::Repair) {
             prog.started.push(step);
         }
         prog.done.push(step);

@@ -108,7 +108,8 @@ pub struct Observation {
     pub preboot_stale: Option<String>,
     /// Attempts spent.
     pub ledger: Ledger,
-    /// A passphrase change of this run took effect (the Preboot list needs a refresh).
+    /// A passphrase or crypto-user hint change of this run took effect (the
+    /// Preboot list needs a refresh).
     pub touched_filevault: bool,
     /// The lowest iteration counts a new hash may get (login, SRP).
     pub floors: (u32, u32),
@@ -118,6 +119,8 @@ pub struct Observation {
     /// Where the account's password comes from (a directory agent, a
     /// smart card, the only SecureToken holder), once the record is read.
     pub account_sources: Vec<crate::engine::account::AccountSource>,
+    /// The password hint asked for (`Some("")`: clear it; `None`: keep it).
+    pub hint_request: Option<String>,
 }
 
 impl Observation {
@@ -200,6 +203,7 @@ pub fn start(ctx: &mut Ctx<'_>, target: Target) -> Result<Observation> {
         floors,
         via_recovery_key: None,
         account_sources: Vec::new(),
+        hint_request: None,
     };
     if let Some(root) = &o.root {
         // Readable before any attempt: the record says who the user is.

@@ -38,7 +38,11 @@ pub fn restore(
             journal: j,
             old,
             new,
-            record: if j.is_done(Step::Login) { record } else { None },
+            record: if j.is_done(Step::Login) || j.is_done(Step::Hint) {
+                record
+            } else {
+                None
+            },
             keychain: if j.is_done(Step::Keychain) {
                 keychain
             } else {

@@ -48,7 +48,7 @@ pub fn rollback(
     }
     // The Preboot list is display metadata (names, hints): a failure to
     // refresh it does not lock anyone out, so it is a warning.
-    if reverted_passphrase || done.contains(&Step::Preboot) {
+    if reverted_passphrase || done.contains(&Step::Preboot) || done.contains(&Step::Hint) {
         if let Err(e) = ctx.p.update_preboot(&o.target.vol) {
             ctx.ui.warn(&format!(
                 "the Preboot user list could not be refreshed ({}); run `sudo diskutil apfs updatePreboot /` after the restart",

@@ -48,8 +48,17 @@ pub struct Scripted {
     passwords: VecDeque<String>,
     /// What each read asked for, in order.
     pub asked: Vec<Which>,
-    /// The answer to every yes/no question (`false`, as on stdin).
+    /// The answer to every yes/no question (`false`, as on stdin) once
+    /// `answers` ran out.
     pub answer: bool,
+    /// A person at a terminal (NEW is typed twice, questions are asked).
+    pub person: bool,
+    /// The answers to the yes/no questions, in order.
+    pub answers: VecDeque<bool>,
+    /// The lines typed at `ask_line` prompts, in order.
+    pub lines: VecDeque<String>,
+    /// Every question and prompt shown, in order.
+    pub questions: Vec<String>,
 }
 
 impl Scripted {
@@ -58,6 +67,21 @@ impl Scripted {
             passwords: passwords.iter().map(|p| p.to_string()).collect(),
             asked: Vec::new(),
             answer: false,
+            person: false,
+            answers: VecDeque::new(),
+            lines: VecDeque::new(),
+            questions: Vec::new(),
+        }
+    }
+
+    /// A person at the terminal who types `passwords`, answers `answers` to
+    /// the yes/no questions and `lines` at the other prompts.
+    pub fn person(passwords: &[&str], answers: &[bool], lines: &[&str]) -> Self {
+        Scripted {
+            person: true,
+            answers: answers.iter().copied().collect(),
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            ..Scripted::new(passwords)
         }
     }
 }
@@ -75,11 +99,22 @@ impl PasswordSource for Scripted {
     }
 
     fn interactive(&self) -> bool {
-        false
+        self.person
     }
 
-    fn confirm(&mut self, _question: &str) -> Result<bool, Error> {
-        Ok(self.answer)
+    fn confirm(&mut self, question: &str) -> Result<bool, Error> {
+        self.questions.push(question.to_string());
+        Ok(self.answers.pop_front().unwrap_or(self.answer))
+    }
+
+    fn ask_line(&mut self, prompt: &str) -> Result<String, Error> {
+        self.questions.push(prompt.to_string());
+        self.lines.pop_front().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!("the scripted lines ran out ({prompt:?} asked)"),
+            )
+        })
     }
 }
 
@@ -91,6 +126,8 @@ pub struct InProc {
     pub stderr: String,
     /// Which passwords the run asked for, in order.
     pub asked: Vec<Which>,
+    /// The questions and prompts shown, in order.
+    pub questions: Vec<String>,
 }
 
 impl InProc {
@@ -159,6 +196,7 @@ where
         stdout: out.text(),
         stderr: err.text(),
         asked: src.asked,
+        questions: src.questions,
     }
 }
 
@@ -169,9 +207,22 @@ pub fn run_engine<O, F>(dir: &Path, opts: &O, json: bool, passwords: &[&str], co
 where
     F: FnOnce(&mut Ctx<'_>, &O) -> fvsync::error::Result<u8>,
 {
+    run_engine_as(dir, opts, json, Scripted::new(passwords), command)
+}
+
+/// [`run_engine`] with this source of passwords and answers (a person).
+pub fn run_engine_as<O, F>(
+    dir: &Path,
+    opts: &O,
+    json: bool,
+    mut src: Scripted,
+    command: F,
+) -> InProc
+where
+    F: FnOnce(&mut Ctx<'_>, &O) -> fvsync::error::Result<u8>,
+{
     let (out, err) = (Captured::default(), Captured::default());
     let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(err.clone()), json);
-    let mut src = Scripted::new(passwords);
     let result = SimMac::open(dir).and_then(|mut mac| {
         let mut ctx = Ctx {
             p: &mut mac,
@@ -197,5 +248,6 @@ where
         stdout: out.text(),
         stderr: err.text(),
         asked: src.asked,
+        questions: src.questions,
     }
 }

@@ -284,6 +284,23 @@ pub fn fv_accepts(dir: &Path, user_uuid: &str, pw: &str) -> bool {
     panic!("no crypto user {user_uuid}");
 }
 
+/// A crypto user's passphrase hint in the Data volume's keybag (what the
+/// FileVault unlock screen shows), read from the plist itself.
+pub fn crypto_hint(dir: &Path, user_uuid: &str) -> Option<String> {
+    let kb = plist::Value::from_file(dir.join(format!("Keybags/{DATA_UUID}.plist"))).unwrap();
+    let users = kb.as_dictionary().unwrap()["CryptoUsers"]
+        .as_array()
+        .unwrap();
+    let u = users
+        .iter()
+        .filter_map(|u| u.as_dictionary())
+        .find(|u| u["APFSCryptoUserUUID"].as_string() == Some(user_uuid))
+        .unwrap_or_else(|| panic!("no crypto user {user_uuid}"));
+    u.get("PassphraseHint")
+        .and_then(|v| v.as_string())
+        .map(str::to_string)
+}
+
 /// Independent login check: SALTED-SHA512-PBKDF2 recomputed with the pbkdf2
 /// crate from the record's plist; SRP through fvsync's KAT-tested entry.
 pub fn login_accepts(dir: &Path, user: &str, pw: &str) -> (bool, bool) {

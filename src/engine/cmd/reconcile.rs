@@ -29,6 +29,9 @@ pub struct Opts {
     /// After the recovery-key route, set Escrow Buddy's `GenerateNewKey`
     /// without asking (scripts; a person is asked).
     pub request_new_key: bool,
+    /// The password hint to set (`Some("")` clears it); `None`: a person is
+    /// asked whether to keep the current one, a script keeps it.
+    pub hint: Option<String>,
 }
 
 /// Proves the passphrase change on a throwaway volume before the user's is
@@ -90,6 +93,10 @@ pub fn rehearse(ctx: &mut Ctx<'_>, yes: bool, without: bool) -> Result<Option<Re
 /// stopped mid-way, 9 cancelled.
 pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>> {
     let sel = &opts.sel;
+    if let Some(h) = &opts.hint {
+        // Before anything is asked or tried.
+        crate::engine::step::hint::check(h)?;
+    }
     if !opts.dry_run {
         require_recovery(ctx.p, "reconcile")?;
     }
@@ -133,6 +140,45 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Reconcile>
     })
 }
 
+/// The password hint to set: `--hint TEXT`, or a person's answer when there
+/// is a hint to keep or change; a script (and a dry run) keeps it.
+///
+/// # Errors
+/// A hint that holds a control character or is too long (2), or the terminal.
+fn hint_request(
+    ctx: &mut Ctx<'_>,
+    opts: &Opts,
+    o: &crate::engine::observe::Observation,
+) -> Result<Option<String>> {
+    use crate::engine::step::hint;
+    if let Some(h) = &opts.hint {
+        return Ok(Some(h.clone()));
+    }
+    if opts.dry_run || opts.sel.yes || !ctx.src.interactive() || o.offline.is_none() {
+        return Ok(None);
+    }
+    let (rec, fv) = hint::current(o);
+    let shown = match (&rec, &fv) {
+        (None, None) => return Ok(None),
+        (Some(r), Some(f)) if r != f => format!(
+            "the login window's \"{}\", FileVault's \"{}\"",
+            escape(r),
+            escape(f)
+        ),
+        (Some(h), _) | (None, Some(h)) => format!("\"{}\"", escape(h)),
+    };
+    ctx.ui.para(&format!(
+        "{}'s password hint is {shown}. A hint that describes OLD misleads at the next start.",
+        escape(&o.target.user)
+    ));
+    if !ctx.src.confirm("Change the hint?")? {
+        return Ok(None);
+    }
+    let h = ctx.src.ask_line("New hint (empty: no hint): ")?;
+    hint::check(&h)?;
+    Ok(Some(h))
+}
+
 /// Everything after the observation: the plan, the question, the rehearsal,
 /// the executor and the report (the recovery-key route joins here too).
 ///
@@ -155,6 +201,10 @@ pub(crate) fn finish(
         }
         if let Some(e) = o.journal_error.take() {
             return Err(e);
+        }
+        o.hint_request = hint_request(ctx, opts, &o)?;
+        if let Some(h) = &o.hint_request {
+            crate::engine::step::hint::check_not_password(h, &[old, new])?;
         }
         let root = o.root()?;
         let stale = o
@@ -190,7 +240,7 @@ pub(crate) fn finish(
         }
         let needs_proof = plan
             .iter()
-            .any(|p| p.action == Action::Do && p.step != Step::Preboot);
+            .any(|p| p.action == Action::Do && !matches!(p.step, Step::Preboot | Step::Hint));
         let head = head(ctx.p, "reconcile", &o.target);
         ctx.ui.preview(&report::Preview {
             head: head.clone(),
@@ -218,6 +268,22 @@ pub(crate) fn finish(
             .hint(
                 "check OLD with the user (the password before the directory change); if it is lost, \
                  reset the password with Apple's `resetpassword` (the keychain is then replaced)",
+            ));
+        }
+        let hint_only = plan
+            .iter()
+            .any(|p| p.action == Action::Do && p.step == Step::Hint)
+            && !needs_proof;
+        if hint_only && proof.is_none() && !rows.iter().any(|r| r.counts && r.accepts.takes_new()) {
+            // The hint is not a secret, but it is written into the record
+            // beside the login hash: only for a user whose password is proven.
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!(
+                    "neither OLD nor NEW is proven for {} (no secret of theirs takes either), so their \
+                     record is not written; nothing was changed",
+                    escape(&o.target.user)
+                ),
             ));
         }
         let mut report = report::Reconcile {

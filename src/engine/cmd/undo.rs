@@ -228,6 +228,12 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Undo>> {
                 change: "login keychain: NEW -> OLD (the file as it was)".into(),
             });
         }
+        if j.is_done(Step::Hint) && record.is_some() {
+            items.push(UndoItem {
+                step: Step::Hint,
+                change: "password hint: the one before the reconcile".into(),
+            });
+        }
         if items.iter().any(|i| i.step == Step::Filevault) {
             items.push(UndoItem {
                 step: Step::Preboot,

@@ -170,7 +170,7 @@ impl StepOps for Login {
     }
 
     fn undo(&self, u: &mut Undo<'_>) -> Result<bool> {
-        let Some(bytes) = u.record else {
+        let Some(bytes) = u.record.filter(|_| u.journal.is_done(Step::Login)) else {
             return Ok(false);
         };
         let root = u.o.root()?;

@@ -9,6 +9,7 @@
 //! [`Step::ops`] is the one place the compiler sends you to.
 
 mod filevault;
+pub mod hint;
 mod keychain;
 mod login;
 mod preboot;
@@ -34,13 +35,21 @@ pub enum Step {
     Login,
     /// The login keychain.
     Keychain,
+    /// The password hint (the record's and the crypto user's).
+    Hint,
     /// The Preboot volume's user lists.
     Preboot,
 }
 
 impl Step {
     /// Every step, in the order a reconcile runs them.
-    pub const ALL: [Step; 4] = [Step::Filevault, Step::Login, Step::Keychain, Step::Preboot];
+    pub const ALL: [Step; 5] = [
+        Step::Filevault,
+        Step::Login,
+        Step::Keychain,
+        Step::Hint,
+        Step::Preboot,
+    ];
 
     /// The step's name (as in the journal and the JSON).
     pub fn name(self) -> &'static str {
@@ -48,6 +57,7 @@ impl Step {
             Step::Filevault => "filevault",
             Step::Login => "login",
             Step::Keychain => "keychain",
+            Step::Hint => "hint",
             Step::Preboot => "preboot",
         }
     }
@@ -58,6 +68,7 @@ impl Step {
             Step::Filevault => &filevault::FileVault,
             Step::Login => &login::Login,
             Step::Keychain => &keychain::Keychain,
+            Step::Hint => &hint::Hint,
             Step::Preboot => &preboot::Preboot,
         }
     }

@@ -12,12 +12,14 @@ pub(crate) struct Preboot;
 
 impl StepOps for Preboot {
     fn plan(&self, o: &Observation, before: &[Planned]) -> Planned {
+        // What the Preboot list copies: the crypto users (FileVault's
+        // passphrase) and their hints.
         let fv = before
             .iter()
-            .any(|p| p.step == Step::Filevault && p.action == Action::Do);
+            .any(|p| matches!(p.step, Step::Filevault | Step::Hint) && p.action == Action::Do);
         let resumed = o.journal.as_ref().is_some_and(|j| {
             j.state == crate::engine::journal::State::Open
-                && j.is_done(Step::Filevault)
+                && (j.is_done(Step::Filevault) || j.is_done(Step::Hint))
                 && !j.is_done(Step::Preboot)
         });
         if fv || resumed {
@@ -38,7 +40,11 @@ impl StepOps for Preboot {
                 ),
             )
         } else {
-            Planned::new(Step::Preboot, Action::Skip, "no FileVault change needs it")
+            Planned::new(
+                Step::Preboot,
+                Action::Skip,
+                "no FileVault or hint change needs it",
+            )
         }
     }
 
