@@ -17,6 +17,12 @@
 //!   runs: there every file that existed is unchanged, and only fvsync's own
 //!   journal, backups and audit log are new.
 //!
+//! Both backends: the suite's second pass (`FVSYNC_TEST_BACKEND=diskutil`, as
+//! `make test` runs it) sends every case through the diskutil backend and the
+//! emulated diskutil (and checks no password reached its argv or
+//! environment), except the cases about the simulated Mac's own keybag files
+//! (`sim_only`), which only the simulated backend reads.
+//!
 //! Also covered elsewhere, and not counted here: bad passwords at a terminal and
 //! a NEW confirmation that does not match (tests/pty.rs), no flag or variable
 //! taking a password (tests/cli.rs), a hanging or dying diskutil through the
@@ -203,6 +209,15 @@ fn diskutil_wrapper(dir: &Path, mode: &str) -> PathBuf {
     w
 }
 
+/// The emulated hdiutil (the rehearsal's throwaway volume) beside the Mac.
+fn hdiutil_wrapper(dir: &Path) -> PathBuf {
+    let emu = env!("CARGO_BIN_EXE_fvsync-diskutil-emulator");
+    let w = dir.parent().unwrap().join("hdiutil");
+    let _ = std::fs::remove_file(&w);
+    std::os::unix::fs::symlink(emu, &w).unwrap();
+    w
+}
+
 /// alice's record holds a fresh ShadowHashData for `pw` (through fvsync's own
 /// generator), and she has no login keychain (so `verify` checks only the hash).
 fn alice_hash_for(dir: &Path, pw: &str) {
@@ -258,6 +273,9 @@ struct Case {
     root_only: bool,
     /// A rolled-back run: fvsync's journal, backups and audit log may appear.
     rolled_back: bool,
+    /// About the simulated Mac's own files (its description, keybags): the
+    /// simulated backend only, in both passes.
+    sim_only: bool,
 }
 
 fn case(
@@ -282,6 +300,7 @@ fn case(
         attempts: false,
         root_only: false,
         rolled_back: false,
+        sim_only: false,
     }
 }
 
@@ -304,6 +323,10 @@ impl Case {
     }
     fn backend(mut self, b: Backend) -> Self {
         self.backend = b;
+        self
+    }
+    fn sim_only(mut self) -> Self {
+        self.sim_only = true;
         self
     }
     fn rolled_back(mut self) -> Self {
@@ -1010,7 +1033,8 @@ catalogue![
         DIAG,
         1,
         Error("salt or wrapped key of the wrong length"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_kek_salt_of_15_bytes = case(
         "keybag: KEKSalt of 15 bytes",
         "fv-old-login-new",
@@ -1018,7 +1042,8 @@ catalogue![
         DIAG,
         1,
         Error("salt or wrapped key of the wrong length"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_wrapped_vek_of_41_bytes = case(
         "keybag: WrappedVEK of 41 bytes",
         "fv-old-login-new",
@@ -1026,7 +1051,8 @@ catalogue![
         DIAG,
         1,
         Error("WrappedVEK is not 40 bytes"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_kek_iterations_zero = case(
         "keybag: KEKIterations 0",
         "fv-old-login-new",
@@ -1038,7 +1064,8 @@ catalogue![
         DIAG,
         1,
         Error("is malformed"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_kek_iterations_10_to_the_12 = case(
         "keybag: KEKIterations 10^12",
         "fv-old-login-new",
@@ -1053,7 +1080,8 @@ catalogue![
         DIAG,
         1,
         Error("is malformed"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_unknown_crypto_user_type = case(
         "keybag: unknown crypto-user type for alice",
         "fv-old-login-new",
@@ -1068,7 +1096,8 @@ catalogue![
         RECONCILE,
         5,
         Error("alice is not a FileVault user of disk3s5"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_no_crypto_users = case(
         "keybag: no crypto users",
         "fv-old-login-new",
@@ -1080,7 +1109,8 @@ catalogue![
         RECONCILE,
         5,
         Error("alice is not a FileVault user of disk3s5"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_garbage = case(
         "keybag: garbage",
         "fv-old-login-new",
@@ -1088,7 +1118,8 @@ catalogue![
         DIAG,
         1,
         Error("is malformed"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_belongs_to_another_volume = case(
         "keybag: belongs to another volume",
         "fv-old-login-new",
@@ -1103,7 +1134,8 @@ catalogue![
         DIAG,
         1,
         Error("APFSVolumeUUID does not match the volume"),
-    ),
+    )
+    .sim_only(),
     hostile_keybag_symlink = case(
         "keybag: a symlink",
         "fv-old-login-new",
@@ -1116,7 +1148,8 @@ catalogue![
         DIAG,
         5,
         Error("symbolic link"),
-    ),
+    )
+    .sim_only(),
     // diskutil
     hostile_diskutil_prints_garbage =
         diskutil_case("diskutil: prints garbage", "garbage", "not a property list"),
@@ -1473,11 +1506,20 @@ fn run_case(c: &Case) {
     let (_t, dir) = mac(c.scenario);
     (c.setup)(&dir);
     let before = tree(&dir);
-    let mut args: Vec<OsString> = match c.backend {
+    // The suite's second pass (`FVSYNC_TEST_BACKEND=diskutil`) sends every
+    // case that is not about the simulated Mac's own files through the
+    // diskutil backend and the emulated diskutil.
+    let backend = match c.backend {
+        Backend::Sim if diskutil_mode() && !c.sim_only => Backend::Diskutil("lines"),
+        b => b,
+    };
+    let mut args: Vec<OsString> = match backend {
         Backend::Sim => vec!["--simulate".into(), dir.clone().into_os_string()],
         Backend::Diskutil(mode) => vec![
             "--diskutil".into(),
             diskutil_wrapper(&dir, mode).into_os_string(),
+            "--hdiutil".into(),
+            hdiutil_wrapper(&dir).into_os_string(),
             "--diskutil-timeout".into(),
             "1".into(),
         ],
@@ -1491,6 +1533,16 @@ fn run_case(c: &Case) {
         cmd.env(k, v);
     }
     let o = cmd.output().unwrap();
+    if matches!(backend, Backend::Diskutil(_)) {
+        let calls = emulator_calls(&dir);
+        for pw in [OLD, NEW] {
+            assert!(
+                !calls.contains(pw),
+                "{}: a password reached diskutil's argv or environment",
+                c.name
+            );
+        }
+    }
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let name = c.name;
