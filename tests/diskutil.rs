@@ -196,16 +196,29 @@ fn mac_calls(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn the_seed_case_reads_each_listing_once() {
     // fv-old-login-new: FileVault takes OLD, the login NEW. Before the listing
-    // cache this made 21 diskutil calls; the target is at most 10, plus the
-    // 4 that read the Preboot lists once through a read-only mount (info,
-    // mount readOnly, info, unmount).
+    // cache this made 21 diskutil calls; the target is at most 10, plus 4 each
+    // time the Preboot lists are read through a read-only mount (info, mount
+    // readOnly, info, unmount): once to find the user before the unlock, once
+    // to check them after updatePreboot.
     let (_t, dir) = mac("fv-old-login-new");
     let v = reconcile_in_session(&dir, OLD, NEW);
     assert_eq!(v["filevault_attempts"]["failed"], 0, "{v}");
     let calls = mac_calls(&dir);
-    assert!(calls.len() <= 14, "{} calls: {calls:#?}", calls.len());
+    assert!(calls.len() <= 17, "{} calls: {calls:#?}", calls.len());
+    let preboot = calls
+        .iter()
+        .filter(|c| {
+            c.ends_with("disk3s2")
+                && (c.starts_with("mount") || c.starts_with("unmount") || c.starts_with("info"))
+        })
+        .count();
+    assert!(
+        calls.len() - preboot <= 10,
+        "{} calls: {calls:#?}",
+        calls.len()
+    );
     for verb in ["mount readOnly disk3s2", "unmount disk3s2"] {
-        assert_eq!(calls.iter().filter(|c| *c == verb).count(), 1, "{calls:#?}");
+        assert_eq!(calls.iter().filter(|c| *c == verb).count(), 2, "{calls:#?}");
     }
     for verb in ["apfs list -plist", "apfs listVolumeGroups -plist"] {
         assert_eq!(calls.iter().filter(|c| *c == verb).count(), 1, "{calls:#?}");
@@ -314,4 +327,26 @@ fn selftest_and_report_commands() {
     );
     // Nothing of the Mac changed.
     assert_eq!(disk_tree(&dir), before);
+}
+
+#[test]
+fn a_preboot_update_that_leaves_the_user_out_is_a_warning_with_what_to_do() {
+    // updatePreboot reports success but the lists name nobody: FileVault and
+    // the login are done (exit 0, nothing rolled back), and the screen says
+    // what to run after the restart.
+    let (_t, dir) = mac("fv-old-login-new");
+    let w = wrapper_with_mode(&dir, "preboot-drops");
+    let o = reconcile_through(&w, &[], OLD, NEW, &[]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    let screen = format!("{}{}", o.stdout, o.stderr);
+    assert!(
+        screen.contains("still does not show alice's FileVault user"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("sudo diskutil apfs updatePreboot /"),
+        "{screen}"
+    );
+    assert!(fv_accepts(&dir, ALICE_UUID, NEW));
+    assert_eq!(login_accepts(&dir, "alice", NEW), (true, true));
 }

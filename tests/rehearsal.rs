@@ -490,12 +490,16 @@ fn the_preboot_check_finds_the_user() {
     let mut m = backend(&dir, "", "");
     let vol = data_volume(&m);
     assert_eq!(
-        fvsync::diskutil::preboot_lists_user(&mut m, &vol, ALICE_UUID).unwrap(),
+        fvsync::engine::target::preboot_lists_user(&mut m, &vol, ALICE_UUID).unwrap(),
         Some(true)
     );
     assert_eq!(
-        fvsync::diskutil::preboot_lists_user(&mut m, &vol, "0BADBEEF-0000-4000-8000-000000000000")
-            .unwrap(),
+        fvsync::engine::target::preboot_lists_user(
+            &mut m,
+            &vol,
+            "0BADBEEF-0000-4000-8000-000000000000"
+        )
+        .unwrap(),
         Some(false)
     );
 }

@@ -273,7 +273,11 @@ fn reconcile_keeps_other_attributes_owner_and_mode() {
     for (k, v) in &before {
         if !matches!(
             k.as_str(),
-            "ShadowHashData" | "accountPolicyData" | "authentication_authority" | "KerberosKeys"
+            "ShadowHashData"
+                | "accountPolicyData"
+                | "authentication_authority"
+                | "KerberosKeys"
+                | "HeimdalSRPKey"
         ) {
             assert_eq!(after.get(k), Some(v), "attribute {k} changed");
         }
@@ -861,4 +865,29 @@ fn the_simulated_preboot_lists_have_apples_shape_only() {
             ("itadmin", Some("IT Admin"))
         ]
     );
+}
+
+#[test]
+fn heimdal_srp_keys_are_regenerated_and_a_stale_one_is_seen() {
+    // The simulated users carry HeimdalSRPKey (the local KDC's SRP
+    // verifiers); reconcile makes new ones for NEW, and the Kerberos row
+    // counts them: put OLD's back and the row says keys of two passwords.
+    let (_t, dir) = mac("all-old");
+    let path = record_path(&dir, "alice");
+    let srp_of = |p: &std::path::Path| {
+        plist::Value::from_file(p).unwrap().as_dictionary().unwrap()["HeimdalSRPKey"].clone()
+    };
+    let old_srp = srp_of(&path);
+    reconcile_ok(&dir, &[], OLD, NEW);
+    assert_ne!(srp_of(&path), old_srp, "HeimdalSRPKey was not regenerated");
+    let o = cmd(&dir, &["diagnose", "--user", "alice", "--password-stdin", "--json"], &[OLD, NEW]);
+    let v = json(&o);
+    assert_eq!(secret(&v, "kerberos")["accepts"], "new", "{v}");
+    // OLD's verifiers back in place (a half-done change by another tool).
+    let mut rec = plist::Value::from_file(&path).unwrap().into_dictionary().unwrap();
+    rec.insert("HeimdalSRPKey".into(), old_srp);
+    plist::Value::Dictionary(rec).to_file_binary(&path).unwrap();
+    let o = cmd(&dir, &["diagnose", "--user", "alice", "--password-stdin", "--json"], &[OLD, NEW]);
+    let v = json(&o);
+    assert_eq!(secret(&v, "kerberos")["accepts"], "neither", "{v}");
 }

@@ -21,7 +21,8 @@
 //! `nested` (a plist of 200,000 nested arrays),
 //! `slow-change` (changePassphrase works, then hangs), `odd-messages` (a wrong
 //! passphrase is reported in words fvsync does not know), `corestorage` (no
-//! APFS, a CoreStorage volume group). Framing modes (one diskutil binary: they
+//! APFS, a CoreStorage volume group), `preboot-drops` (updatePreboot reports
+//! success but leaves lists naming no user). Framing modes (one diskutil binary: they
 //! apply to the throwaway volume and the Mac's volumes alike):
 //! `framing-lines` (the default: `OLD\nNEW\n` on stdin), `framing-eof` (the
 //! whole stdin is the old passphrase), `framing-prompt` (the stdin flags are
@@ -46,7 +47,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use fvsync::platform::{Attempt, Platform};
+use fvsync::platform::{Attempt, Platform, Volume};
 use fvsync::secret::{PasswordSource, StdinSource, Which};
 use fvsync::sim::SimMac;
 use plist::{Dictionary, Value};
@@ -273,8 +274,13 @@ fn run(all: &[String]) -> Result<i32, String> {
         }
         ["apfs", "updatePreboot", dev] => {
             let v = volume(&mac, dev)?;
-            mac.update_preboot(&v)
-                .map_err(|e| e.message().to_string())?;
+            if em.mode == "preboot-drops" {
+                // Says it succeeded, but leaves lists that name no user.
+                drop_preboot_users(&mac, &v)?;
+            } else {
+                mac.update_preboot(&v)
+                    .map_err(|e| e.message().to_string())?;
+            }
             println!("UpdatePreboot: Exiting Update Preboot operation with overall error=(ZeroMeansSuccess)=0");
             println!("Finished APFS operation");
             0
@@ -287,6 +293,23 @@ fn run(all: &[String]) -> Result<i32, String> {
     let list: Vec<String> = mac.unlocked_devices();
     std::fs::write(&unlocked_file, list.join("\n")).map_err(|e| e.to_string())?;
     Ok(code)
+}
+
+/// Mode `preboot-drops`: rewrites the Preboot folder's lists for `vol` with
+/// no users in them (a broken `updatePreboot` that still reports success).
+fn drop_preboot_users(mac: &SimMac, vol: &Volume) -> Result<(), String> {
+    let Some(folder) = mac.preboot_folder(vol) else {
+        return Ok(());
+    };
+    for name in ["AllUsersInfo.plist", "CryptoUserInfo.plist"] {
+        let p = folder.join("var/db").join(name);
+        if p.exists() {
+            plist::Value::Dictionary(plist::Dictionary::new())
+                .to_file_xml(&p)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// The emulator's mode.

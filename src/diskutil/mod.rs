@@ -201,6 +201,39 @@ impl DiskutilMac {
         *self.cache.borrow_mut() = Listings::default();
     }
 
+    /// Forgets every listing, then reads `dev`'s `info` afresh (an unlock
+    /// whose answer was not understood: what changed is not known).
+    fn changed_then_info(&self, dev: &str) -> Result<parse::Info> {
+        self.changed();
+        self.info(dev)
+    }
+
+    /// Records in the cached listing that `dev` was unlocked (and mounted
+    /// where its next `info` says), so nothing else is listed again.
+    fn unlocked(&self, dev: &str) {
+        let mut c = self.cache.borrow_mut();
+        c.info.remove(dev);
+        for v in c
+            .containers
+            .iter_mut()
+            .flatten()
+            .flat_map(|c| &mut c.volumes)
+        {
+            if v.device == dev {
+                v.locked = false;
+                v.mount_point = None;
+            }
+        }
+    }
+
+    /// Forgets one volume's crypto users and `diskutil info` (a passphrase or
+    /// hint change: nothing else about the volume changed).
+    fn forget_crypto(&self, dev: &str) {
+        let mut c = self.cache.borrow_mut();
+        c.crypto.remove(dev);
+        c.info.remove(dev);
+    }
+
     /// Forgets one volume's `diskutil info` (its mount point changed, nothing
     /// else: mounting or unmounting the Preboot volume).
     fn forget_info(&self, dev: &str) {
@@ -395,19 +428,6 @@ impl DiskutilMac {
     }
 }
 
-/// Whether the Preboot volume lists the crypto user `user` for `vol` (after
-/// `updatePreboot`): reads its user lists with
-/// [`crate::engine::target::preboot_users`] (which mounts the Preboot volume
-/// read-only when needed and puts it back). `None`: no list could be read.
-///
-/// # Errors
-/// None today (kept for callers that handle one).
-pub fn preboot_lists_user(p: &mut dyn Platform, vol: &Volume, user: &str) -> Result<Option<bool>> {
-    Ok(crate::engine::target::preboot_users(p, vol)
-        .ok()
-        .map(|l| l.users.iter().any(|u| u.uuid.eq_ignore_ascii_case(user))))
-}
-
 impl Platform for DiskutilMac {
     fn description(&self) -> String {
         format!(
@@ -471,13 +491,17 @@ impl Platform for DiskutilMac {
     fn unlock(&mut self, vol: &Volume, user: &str, pw: &Password) -> Result<Attempt> {
         let args = unlock_args(&vol.device, user, false);
         let (out, c) = self.attempt(&args, pw)?;
-        self.changed();
         match c {
+            Ok(Attempt::Accepted) => {
+                // Only this volume's lock state and mount point changed.
+                self.unlocked(&vol.device);
+                Ok(Attempt::Accepted)
+            }
             Ok(a) => Ok(a),
             // A failure not understood: if the volume stayed locked, the
             // attempt is counted as spent (the Secure Enclave may have counted
             // it); if it is unlocked, the unlock worked.
-            Err(msg) => match self.info(&vol.device) {
+            Err(msg) => match self.changed_then_info(&vol.device) {
                 Ok(i) if i.locked => Ok(Attempt::Rejected),
                 Ok(_) => Ok(Attempt::Accepted),
                 Err(_) => Err(self.not_understood(&args, &out, &msg)),
@@ -529,7 +553,9 @@ impl Platform for DiskutilMac {
             new.expose(),
             self.runner.timeout,
         );
-        self.changed();
+        // A passphrase change touches this volume's crypto users only: no
+        // volume, group, mount or lock state changes.
+        self.forget_crypto(&vol.device);
         let (args, out) = r?;
         let shown: Vec<&str> = args.iter().map(String::as_str).collect();
         classify_with(&out, &self.learned).map_err(|msg| self.not_understood(&shown, &out, &msg))
@@ -551,7 +577,7 @@ impl Platform for DiskutilMac {
             None => args.push("-clear"),
         }
         let r = self.simple(&args);
-        self.changed();
+        self.forget_crypto(&vol.device);
         r
     }
 
@@ -620,7 +646,25 @@ impl Platform for DiskutilMac {
         require_root()?;
         let args = ["apfs", "updatePreboot", vol.device.as_str()];
         let r = self.runner.run_for(&args, None, self.preboot_timeout);
-        self.changed();
+        // updatePreboot changes no volume, group or crypto user; it may mount
+        // and unmount the Preboot volume, so only the Preboot volumes'
+        // `info` (their mount points) is forgotten.
+        let preboot: Vec<String> = self
+            .cache
+            .borrow()
+            .containers
+            .iter()
+            .flatten()
+            .flat_map(|c| &c.volumes)
+            .filter(|v| v.has_role("Preboot"))
+            .map(|v| v.device.clone())
+            .collect();
+        for dev in &preboot {
+            self.forget_info(dev);
+        }
+        if preboot.is_empty() {
+            self.changed();
+        }
         let out = r?;
         if out.status == 0 {
             Ok(())

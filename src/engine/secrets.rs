@@ -639,7 +639,24 @@ fn kerberos_row(
             )
         }
     };
-    let check = |pw: &Password| kerberos::check(&values, pw.expose());
+    // HeimdalSRPKey (the same KDC's SRP verifiers) counts with the keys when
+    // its layout is understood; otherwise the keys alone decide, and the row
+    // says the SRP verifiers were not checked.
+    let srp = rec.heimdal_srp_keys();
+    let srp_unknown = std::cell::Cell::new(false);
+    let check = |pw: &Password| {
+        let mut c = kerberos::check(&values, pw.expose())?;
+        if !srp.is_empty() {
+            match kerberos::srp_check(&srp, &principal, pw.expose()) {
+                Ok(s) => {
+                    c.keys += s.keys;
+                    c.matching += s.matching;
+                }
+                Err(_) => srp_unknown.set(true),
+            }
+        }
+        Ok::<_, kerberos::KerberosError>(c)
+    };
     let n = check(new);
     let o = match old {
         Some(o) => Some(check(o)),
@@ -658,7 +675,13 @@ fn kerberos_row(
             Accepts::from(o.map(|r| r.is_ok_and(|c| c.is_match())), n.is_match()),
         ),
     };
-    Some(row.detail(format!("LKDC {principal}")))
+    Some(if srp_unknown.get() {
+        row.detail(format!(
+            "LKDC {principal}; HeimdalSRPKey: a layout fvsync does not know, not checked"
+        ))
+    } else {
+        row.detail(format!("LKDC {principal}"))
+    })
 }
 
 /// Short names of the `admin` group's members, when the group can be read.

@@ -659,6 +659,19 @@ fn no_match(typed: &str, all: &[Candidate], locked: &[(Volume, Option<PrebootErr
     .hint(hint)
 }
 
+/// Whether the Preboot volume lists the crypto user `user` for `vol` (after
+/// `updatePreboot`): reads its user lists with
+/// [`preboot_users`] (which mounts the Preboot volume
+/// read-only when needed and puts it back). `None`: no list could be read.
+///
+/// # Errors
+/// None today (kept for callers that handle one).
+pub fn preboot_lists_user(p: &mut dyn Platform, vol: &Volume, user: &str) -> Result<Option<bool>> {
+    Ok(preboot_users(p, vol)
+        .ok()
+        .map(|l| l.users.iter().any(|u| u.uuid.eq_ignore_ascii_case(user))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -510,7 +510,7 @@ impl SimMac {
     /// The folder of a Data volume's Preboot lists: `Volumes/<Preboot
     /// device>/<VolumeGroupUUID>` (the Data volume's own UUID when it is in
     /// no group), `None` when its container has no Preboot volume.
-    fn preboot_folder(&self, vol: &Volume) -> Option<PathBuf> {
+    pub fn preboot_folder(&self, vol: &Volume) -> Option<PathBuf> {
         let c = self
             .mac
             .containers

@@ -369,14 +369,16 @@ fn user_record(u: &SimUser, it: Iterations, now: f64) -> Result<Vec<u8>> {
     // The local KDC's keys (LKDC), as macOS makes them for every local user:
     // one hdb_keyset_aapl with aes256, aes128 and des3 keys salted with
     // realm ‖ name, and the matching Kerberos authority.
+    // Its SRP verifiers (HeimdalSRPKey) for the same principal and password.
     if !u.unknown_hash {
-        aa.push(Value::String(format!(
-            ";Kerberosv5;;{}@{LKDC_REALM};{LKDC_REALM};",
-            u.name
-        )));
+        let authority = format!(";Kerberosv5;;{}@{LKDC_REALM};{LKDC_REALM};", u.name);
+        let keys = kerberos_keys(u.name, u.login)?;
+        let srp = heimdal_srp_keys(&authority, &keys, u.login)?;
+        aa.push(Value::String(authority));
+        d.insert("KerberosKeys".into(), Value::Array(vec![Value::Data(keys)]));
         d.insert(
-            "KerberosKeys".into(),
-            Value::Array(vec![Value::Data(kerberos_keys(u.name, u.login)?)]),
+            crate::formats::kerberos::SRP_KEY_ATTR.into(),
+            Value::Array(srp.into_iter().map(Value::Data).collect()),
         );
     }
     d.insert("authentication_authority".into(), Value::Array(aa));
@@ -393,6 +395,21 @@ fn user_record(u: &SimUser, it: Iterations, now: f64) -> Result<Vec<u8>> {
 
 /// The simulated Mac's local KDC realm (`LKDC:SHA1.` and 40 upper-case hex).
 pub const LKDC_REALM: &str = "LKDC:SHA1.0F1E2D3C4B5A69788796A5B4C3D2E1F00F1E2D3C";
+
+/// One `HeimdalSRPKey` value (RFC 5054 group 4096, PBKDF2-SHA512 at the
+/// default count) for `pw`, through the same code a reconcile uses.
+fn heimdal_srp_keys(authority: &str, keys: &[u8], pw: &str) -> Result<Vec<Vec<u8>>> {
+    use crate::formats::kerberos::{self, SrpKey};
+    let principal = kerberos::lkdc_principal(&[authority], &[keys]).map_err(fail)?;
+    let template = SrpKey {
+        group: kerberos::SRP_GROUP_RFC5054_4096_PBKDF2_SHA512,
+        salt: vec![0; kerberos::SRP_SALT_LEN],
+        iterations: kerberos::SRP_DEFAULT_ITERATIONS,
+        verifier: vec![0; 512],
+    }
+    .to_der();
+    kerberos::srp_regenerate(&[template], &principal, pw.as_bytes()).map_err(fail)
+}
 
 fn kerberos_keys(name: &str, pw: &str) -> Result<Vec<u8>> {
     use crate::formats::kerberos::{string_to_key, EncryptionKey, Enctype, Key, KeySet, Salt};

@@ -117,9 +117,16 @@ impl StepOps for Login {
                         Error::new(ErrorKind::Failure, "cannot read the LKDC principal")
                             .caused_by(e)
                     })?;
-                // Left as it is when its layout is not understood (docs/kerberos.md).
-                if let Ok(s) = kerberos::srp_regenerate(&srp, &principal, x.to.expose()) {
-                    rec.set_heimdal_srp_keys(s);
+                // Left as it is when its layout is not understood
+                // (docs/kerberos.md), and said so.
+                match kerberos::srp_regenerate(&srp, &principal, x.to.expose()) {
+                    Ok(s) => rec.set_heimdal_srp_keys(s),
+                    Err(e) => x.ui.warn(&format!(
+                        "{}'s HeimdalSRPKey (the local Kerberos SRP verifiers) has a layout fvsync does not \
+                         know ({e}); it was left as it is and may still take OLD. Only local Kerberos \
+                         sign-ins (LKDC, such as Screen Sharing) use it",
+                        crate::text::escape(&x.o.target.user)
+                    )),
                 }
             }
             rec.set_kerberos_keys(fresh);

@@ -6,7 +6,7 @@
 
 use super::{Action, Changed, Exec, Kind, Planned, Points, Step, StepOps, Undo};
 use crate::engine::observe::Observation;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) struct Preboot;
 
@@ -63,7 +63,24 @@ impl StepOps for Preboot {
         x.ui.progress("updating the Preboot volume...");
         let r = x.p.update_preboot(&x.o.target.vol);
         x.ui.progress_done();
-        r.map(|()| Changed::Yes(None))
+        r?;
+        // Afterwards the lists must name the user's crypto user (a list that
+        // cannot be read leaves it unchecked). A failure here is the step's,
+        // so a warning with what to do, never a rollback.
+        if let Some(uuid) = x.o.crypto_uuid.clone() {
+            if crate::engine::target::preboot_lists_user(x.p, &x.o.target.vol, &uuid)?
+                == Some(false)
+            {
+                return Err(Error::new(
+                    ErrorKind::Failure,
+                    format!(
+                        "the update finished, but the list still does not show {}'s FileVault user",
+                        crate::text::escape(&x.o.target.user)
+                    ),
+                ));
+            }
+        }
+        Ok(Changed::Yes(None))
     }
 
     fn took_effect(&self, _o: &Observation) -> bool {
