@@ -23,6 +23,7 @@ pub mod listing;
 pub mod memlock;
 pub mod output;
 pub mod platform;
+pub mod runbook;
 pub mod secret;
 pub mod sim;
 pub mod text;
