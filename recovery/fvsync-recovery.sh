@@ -99,6 +99,14 @@ while [ "$n" -gt 0 ]; do
         --diskutil=*) DISKUTIL=${a#--diskutil=}; set -- "$@" "$a" ;;
         --diskutil-timeout=*) DISKUTIL_TIMEOUT=${a#--diskutil-timeout=}; set -- "$@" "$a" ;;
         --volume=*) VOLUME=${a#--volume=}; set -- "$@" "$a" ;;
+        --password-stdin)
+            set -- "$@" "$a"
+            ;;
+        --pass* | --pw* | -p)
+            # Never echoed back (nor passed on, nor printed in "Running:").
+            usage
+            die 2 "fvsync never takes a password on the command line: leave it out, fvsync asks for it at a prompt. If you typed a password there, clear it from the shell's history (type history -c)"
+            ;;
         -*)
             set -- "$@" "$a"
             ;;
@@ -112,7 +120,9 @@ while [ "$n" -gt 0 ]; do
                         ;;
                 esac
             else
-                set -- "$@" "$a"
+                # A word after the command: never a password (not repeated here).
+                usage
+                die 2 "unexpected word after the command (not repeated here, in case it is a password): fvsync never takes a password on the command line; the user goes after --user. If you typed a password there, clear it from the shell's history (type history -c)"
             fi
             ;;
     esac

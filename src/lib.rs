@@ -9,6 +9,7 @@
 //! through the `region` crate's safe guard (docs/security.md).
 #![forbid(unsafe_code)]
 
+pub mod argv;
 pub mod cli;
 pub mod crypto;
 pub mod diskutil;

@@ -458,3 +458,55 @@ fn no_password_reaches_output_journal_log_or_backup() {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn a_password_typed_as_an_argument_is_never_echoed() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let d = dir.to_str().unwrap();
+    for args in [
+        &["--simulate", d, "diagnose", "--user", "alice", "S3cret-Pw!"][..],
+        &[
+            "--simulate",
+            d,
+            "reconcile",
+            "--user",
+            "alice",
+            "--password",
+            "S3cret-Pw!",
+        ],
+        &[
+            "--simulate",
+            d,
+            "verify",
+            "--user",
+            "alice",
+            "--password=S3cret-Pw!",
+        ],
+        &["S3cret-Pw!"],
+    ] {
+        let o = run_env(args, "", &[("COLUMNS", "80")]);
+        assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
+        assert!(
+            !o.stderr.contains("S3cret") && !o.stdout.contains("S3cret"),
+            "{}",
+            o.stderr
+        );
+        let flat = o.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("fvsync never takes a password on the command line"),
+            "{flat}"
+        );
+        assert!(
+            flat.contains("clear it from the shell's history: type history -c"),
+            "{flat}"
+        );
+        assert!(flat.contains("at a prompt"), "{flat}");
+        // The prompt, not --password-stdin, is what a person typing a password is told.
+        assert!(!flat.contains("--password-stdin"), "{flat}");
+        assert!(
+            o.stderr.lines().all(|l| l.chars().count() <= 80),
+            "{}",
+            o.stderr
+        );
+    }
+}

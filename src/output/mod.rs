@@ -64,7 +64,7 @@ pub struct Ui {
 
 /// The width lines are wrapped to: the terminal's (of stdout, else stderr),
 /// else `COLUMNS` when set, else 78; never below 40.
-fn terminal_width() -> usize {
+pub fn terminal_width() -> usize {
     let from_fd = |fd: std::os::fd::BorrowedFd<'_>| {
         rustix::termios::tcgetwinsize(fd)
             .ok()
