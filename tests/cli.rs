@@ -510,3 +510,18 @@ fn a_password_typed_as_an_argument_is_never_echoed() {
         );
     }
 }
+
+#[test]
+fn volumes_header_of_a_real_mac_reads_this_mac() {
+    // Through the emulated diskutil: the real-Mac backend's own header.
+    let (t, _dir) = mac("fv-old-login-new");
+    let du = t.path().join("diskutil");
+    if !du.exists() {
+        return;
+    }
+    let o = run(&["--diskutil", du.to_str().unwrap(), "volumes"], "");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let head = o.stdout.lines().next().unwrap_or_default();
+    assert!(head.starts_with("Volumes of this Mac (through "), "{head}");
+    assert!(!o.stdout.contains("the this"), "{}", o.stdout);
+}
