@@ -525,3 +525,29 @@ fn volumes_header_of_a_real_mac_reads_this_mac() {
     assert!(head.starts_with("Volumes of this Mac (through "), "{head}");
     assert!(!o.stdout.contains("the this"), "{}", o.stdout);
 }
+
+#[test]
+fn users_of_a_locked_volume_fit_80_columns() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let o = run_env(
+        &["--simulate", dir.to_str().unwrap(), "users"],
+        "",
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // The heading names the simulated Mac's folder (a temp path); the rest fits.
+    for l in o.stdout.lines().skip(1) {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns:\n{l}",
+            l.chars().count()
+        );
+    }
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.starts_with("  ") && l.ends_with("needs an unlock")),
+        "{}",
+        o.stdout
+    );
+}
