@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_DIR ?= target/demo-mac
 
-.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs usb bench bench-kdf schemas
+.PHONY: all build demo test fmt clippy no-failpoints clean static macos clippy-macos check-release docs install-docs install-man usb bench bench-kdf schemas
 
 all: build
 
@@ -61,8 +61,31 @@ schemas:
 	  schemas_are_generated_from_the_report_types
 
 # Man pages and shell completions, generated from the command-line definition.
+# The first run compiles fvsync (minutes): cargo shows its progress, then each
+# page is named as it is written.
 docs:
+	@echo "make docs: building the generator (cargo's progress below), then writing $(DIST)/docs"
+	$(CARGO) build --locked --example gen-docs
 	$(CARGO) run --locked --quiet --example gen-docs -- $(DIST)/docs
+
+# The man pages where `man fvsync` finds them, and the shell completions:
+# make install-docs [PREFIX=/usr/local] [DESTDIR=...] (may need sudo).
+# install-man installs what make docs already wrote.
+PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
+install-docs: docs
+	$(MAKE) install-man
+
+install-man:
+	@test -f $(DIST)/docs/man/fvsync.1 || { echo "error: no $(DIST)/docs/man/fvsync.1: run make docs first"; exit 1; }
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(DIST)/docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 644 $(DIST)/docs/completions/fvsync.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/fvsync
+	install -m 644 $(DIST)/docs/completions/_fvsync $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_fvsync
+	install -m 644 $(DIST)/docs/completions/fvsync.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/fvsync.fish
+	@echo "installed $$(ls $(DIST)/docs/man/*.1 | wc -l | tr -d ' ') man pages in $(DESTDIR)$(MANDIR)/man1: try man fvsync"
 
 # Stages a USB stick for Recovery: binaries in dist/ (or a release build),
 # SHA256SUMS, the launcher and the runbook. Usage: make usb DIR=/Volumes/STICK

@@ -99,6 +99,14 @@ while [ "$n" -gt 0 ]; do
         --diskutil=*) DISKUTIL=${a#--diskutil=}; set -- "$@" "$a" ;;
         --diskutil-timeout=*) DISKUTIL_TIMEOUT=${a#--diskutil-timeout=}; set -- "$@" "$a" ;;
         --volume=*) VOLUME=${a#--volume=}; set -- "$@" "$a" ;;
+        --password-stdin)
+            set -- "$@" "$a"
+            ;;
+        --pass* | --pw* | -p)
+            # Never echoed back (nor passed on, nor printed in "Running:").
+            usage
+            die 2 "fvsync never takes a password on the command line: leave it out, fvsync asks for it at a prompt. If you typed a password there, clear it from the shell's history (type history -c)"
+            ;;
         -*)
             set -- "$@" "$a"
             ;;
@@ -112,7 +120,9 @@ while [ "$n" -gt 0 ]; do
                         ;;
                 esac
             else
-                set -- "$@" "$a"
+                # A word after the command: never a password (not repeated here).
+                usage
+                die 2 "unexpected word after the command (not repeated here, in case it is a password): fvsync never takes a password on the command line; the user goes after --user. If you typed a password there, clear it from the shell's history (type history -c)"
             fi
             ;;
     esac
@@ -247,26 +257,51 @@ list_users() {
     "$FVSYNC" "$@"
 }
 
+# The short names in the first column of `fvsync users`' tables, one a line.
+short_names() {
+    awk '
+        /^  user  / { inside = 1; next }
+        /^[[:space:]]*$/ { inside = 0; next }
+        inside && /^  [^ ]/ { print $1 }
+    '
+}
+
 case $CMD in
     diagnose | reconcile | verify | undo)
         if [ -z "$HAVE_USER" ] && [ -z "$HELP" ]; then
             say "No --user given. These are the Mac's users:"
             echo >&2
-            list_users >&2
-            rc=$?
+            rc=0
+            LIST=$(list_users) || rc=$?
+            printf '%s\n' "$LIST" >&2
             echo >&2
             if [ "$rc" -ne 0 ]; then
                 cleanup_and_die "$rc" "fvsync could not list the users (exit $rc); see its message above"
             fi
+            NAMES=$(printf '%s\n' "$LIST" | short_names)
             if ! (true </dev/tty) 2>/dev/null; then
                 cleanup_and_die 2 "no terminal to ask on: add --user NAME (a short name from the first column above)"
             fi
-            printf 'Which user? Type the short name from the first column, then Return: ' >/dev/tty
-            ANSWER=
-            IFS= read -r ANSWER </dev/tty || ANSWER=
-            # Trim spaces and tabs around the name.
-            ANSWER=$(printf '%s' "$ANSWER" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
-            [ -n "$ANSWER" ] || cleanup_and_die 2 "no user given: nothing was run"
+            tries=0
+            while :; do
+                tries=$((tries + 1))
+                printf 'Which user? Type the short name from the first column, then Return: ' >/dev/tty
+                ANSWER=
+                IFS= read -r ANSWER </dev/tty || ANSWER=
+                # Trim spaces and tabs around the name.
+                ANSWER=$(printf '%s' "$ANSWER" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+                [ -n "$ANSWER" ] || cleanup_and_die 2 "no user given: nothing was run"
+                # No names read from the list (another format): fvsync checks the name itself.
+                [ -n "$NAMES" ] || break
+                printf '%s\n' "$NAMES" | grep -Fqx -e "$ANSWER" && break
+                LIKE=$(printf '%s\n' "$NAMES" | awk -v a="$ANSWER" 'tolower($0) == tolower(a) { print; exit }')
+                if [ -n "$LIKE" ]; then
+                    say "'$ANSWER' is not in the first column above; did you mean $LIKE?"
+                else
+                    say "'$ANSWER' is not in the first column above (the short names are: $(printf '%s' "$NAMES" | tr '\n' ' '))"
+                fi
+                [ "$tries" -lt 3 ] || cleanup_and_die 2 "no user from the list was given: nothing was run"
+            done
             set -- "$@" --user "$ANSWER"
         fi
         ;;
@@ -276,11 +311,27 @@ esac
 # 8. Run it. fvsync asks for the passwords itself (echo off).
 
 case $CMD in
-    diagnose) say "Next: fvsync checks which password each secret accepts. It changes nothing. It asks OLD, then NEW twice." ;;
-    reconcile) say "Next: fvsync asks OLD, then NEW twice, shows its plan and asks before changing anything." ;;
-    verify) say "Next: fvsync checks one password (usually NEW) against every secret. It changes nothing." ;;
-    undo) say "Next: fvsync puts the last reconcile back. It asks OLD, then NEW twice." ;;
+    diagnose) say "Next: fvsync checks which password each secret accepts; it changes nothing. It asks OLD twice, then NEW once." ;;
+    reconcile) say "Next: fvsync asks OLD twice, then NEW twice, shows its plan and asks before changing anything." ;;
+    verify) say "Next: fvsync checks one password (usually NEW) against every secret; it changes nothing." ;;
+    undo) say "Next: fvsync puts the last reconcile back. It asks NEW twice, then OLD twice, and asks before changing anything." ;;
 esac
+
+# fvsync's hints ("run ... reconcile --user alice") name this script, with
+# the options that choose the Mac, so that they run as printed.
+quote() {
+    case $1 in
+        '' | *[!A-Za-z0-9_./:=@%+,-]*) printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")" ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
+LAUNCHER="sh $(quote "$0")"
+[ -n "$URL" ] && LAUNCHER="$LAUNCHER --url $(quote "$URL")"
+[ -n "$SIM_DIR" ] && LAUNCHER="$LAUNCHER --simulate $(quote "$SIM_DIR")"
+[ -n "$DISKUTIL" ] && LAUNCHER="$LAUNCHER --diskutil $(quote "$DISKUTIL")"
+[ -n "$DISKUTIL_TIMEOUT" ] && LAUNCHER="$LAUNCHER --diskutil-timeout $(quote "$DISKUTIL_TIMEOUT")"
+FVSYNC_LAUNCHER=$LAUNCHER
+export FVSYNC_LAUNCHER
 say "Running: fvsync $CMD $*"
 say "(temporary copy: $FVSYNC; it is gone when the Mac restarts)"
 echo >&2

@@ -241,12 +241,16 @@ pub enum Command {
     /// Create and list simulated Macs.
     #[command(subcommand)]
     Sim(SimCommand),
-    /// Print the Recovery runbook (built in, so it is there offline).
-    Runbook,
+    /// Print the Recovery runbook (built in, so it is there offline; fits 80 columns).
+    #[command(
+        after_help = "Examples:\n  fvsync runbook | less\n  fvsync runbook --section 4\n\nExit: 0, 2 no such section (the list is printed)."
+    )]
+    Runbook {
+        /// Only section N (0 to 11; a wrong N lists them).
+        #[arg(long, value_name = "N")]
+        section: Option<u32>,
+    },
 }
-
-/// The runbook, embedded at build time.
-pub const RUNBOOK: &str = include_str!("../docs/runbook.md");
 
 /// `fvsync sim ...`.
 #[derive(Debug, Subcommand)]
@@ -408,15 +412,23 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Runbook => {
+        Command::Runbook { section } => {
+            let text = match section {
+                None => crate::runbook::text(),
+                Some(n) => crate::runbook::section(*n).inspect_err(|_| {
+                    if !ui.json {
+                        ui.raw_err(&crate::runbook::list());
+                    }
+                })?,
+            };
             if ui.json {
                 let doc = crate::engine::report::Runbook {
                     version: crate::engine::report::VERSION,
-                    runbook: RUNBOOK.into(),
+                    runbook: text,
                 };
                 ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
             } else {
-                ui.raw(RUNBOOK);
+                ui.raw(&text);
             }
             Ok(0)
         }

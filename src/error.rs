@@ -91,6 +91,72 @@ impl Exit {
         }
     }
 
+    /// What a technician does next, for the runbook's table (section 8).
+    pub fn next_step(self) -> &'static str {
+        match self {
+            Exit::Ok => "After reconcile: restart; the user types NEW at startup (section 6).",
+            Exit::Failure => {
+                "Read the message: it names the file. From the script, \"could not download\": \
+                 check Wi-Fi and the URL. Otherwise escalate with the message."
+            }
+            Exit::Usage => {
+                "Nothing was changed. Fix what the message says and run again. From the \
+                 script: checksum refused (copy the stick again), or no user given."
+            }
+            Exit::OutOfSync => {
+                "Before the repair: go on to reconcile (section 5). After a reconcile: run \
+                 diagnose once and escalate."
+            }
+            Exit::AuthFailed => "Nothing was changed. Do not guess: section 7.4.",
+            Exit::Refused => {
+                "Nothing was changed. Not a FileVault user: section 7.1. FileVault refuses \
+                 tries: section 7.2."
+            }
+            Exit::RolledBack => {
+                "The Mac is as before. Fix the cause in the message, diagnose, then \
+                 reconcile once more. If it fails again: escalate with the audit log \
+                 (section 9)."
+            }
+            Exit::Incomplete => {
+                "Every secret still opens with OLD or NEW. Run the same reconcile again \
+                 with the same passwords: it finishes. Do not run undo first."
+            }
+            Exit::NeedsAttention => {
+                "A secret takes neither password: running reconcile again cannot help. \
+                 Section 7.5."
+            }
+            Exit::Cancelled => {
+                "You answered no (or pressed Return) at a question. Run the command again \
+                 when you are ready."
+            }
+            Exit::Interrupted => {
+                "Ctrl-C. At a prompt nothing was changed; during the repair, run the same \
+                 reconcile again: it finishes what was started."
+            }
+        }
+    }
+
+    /// The runbook's exit-code table (section 8), `width` columns wide at most.
+    pub fn runbook_table(width: usize) -> String {
+        let mut s = String::from("    code  what it means; what to do next\n");
+        for e in Exit::ALL {
+            let mut text = e.meaning().replace('`', "");
+            if let Some(first) = text.get(..1) {
+                text = format!("{}{}.", first.to_uppercase(), &text[1..]);
+            }
+            let head = format!("    {:>4}  ", e.code());
+            for l in crate::output::wrap(&text, width, &head, "          ") {
+                s.push_str(&l);
+                s.push('\n');
+            }
+            for l in crate::output::wrap(e.next_step(), width, "          ", "          ") {
+                s.push_str(&l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
     /// The exit-code table for `--help` (fits 80 columns).
     pub fn help_table() -> String {
         let mut s = String::from("Exit codes:\n");
@@ -287,6 +353,11 @@ mod tests {
         sorted.dedup();
         assert_eq!(codes, sorted);
         assert!(Exit::help_table().lines().all(|l| l.chars().count() <= 80));
+        let t = Exit::runbook_table(80);
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        for e in Exit::ALL {
+            assert!(t.contains(&format!("    {:>4}  ", e.code())), "{t}");
+        }
     }
 
     #[test]

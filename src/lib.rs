@@ -9,6 +9,7 @@
 //! through the `region` crate's safe guard (docs/security.md).
 #![forbid(unsafe_code)]
 
+pub mod argv;
 pub mod cli;
 pub mod crypto;
 pub mod diskutil;
@@ -23,6 +24,7 @@ pub mod listing;
 pub mod memlock;
 pub mod output;
 pub mod platform;
+pub mod runbook;
 pub mod secret;
 pub mod sim;
 pub mod text;

@@ -281,16 +281,20 @@ pub fn users(p: &mut dyn Platform, ui: &mut Ui, volume: Option<&str>, all: bool)
     ui.heading(&format!("Users of {}", p.description()));
     for (v, _, list) in &out {
         ui.line("");
-        ui.line(&format!(
-            "{} ({}){}",
-            v.device,
-            escape(&v.name),
-            if v.locked {
-                ": locked; names from the Preboot volume, the rest needs an unlock"
-            } else {
-                ""
-            }
-        ));
+        ui.para_indent(
+            &format!(
+                "{} ({}){}",
+                v.device,
+                escape(&v.name),
+                if v.locked {
+                    ": locked; names from the Preboot volume, the rest needs an unlock"
+                } else {
+                    ""
+                },
+            ),
+            "",
+            "  ",
+        );
         let opt = |b: Option<bool>| match b {
             Some(true) => "yes".to_string(),
             Some(false) => "no".to_string(),

@@ -20,6 +20,17 @@ fn main() -> ExitCode {
     let cli = match fvsync::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
+            // A password typed on the command line is never echoed back.
+            if let Some((message, hint)) = fvsync::argv::careless(&e) {
+                let width = fvsync::output::terminal_width();
+                for l in fvsync::output::wrap(&message, width, "fvsync: error: ", "  ")
+                    .into_iter()
+                    .chain(fvsync::output::wrap(&hint, width, "fvsync: hint: ", "  "))
+                {
+                    eprintln!("{l}");
+                }
+                return ExitCode::from(fvsync::error::Exit::Usage.code());
+            }
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);

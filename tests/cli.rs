@@ -347,7 +347,9 @@ fn runbook_is_built_in() {
     assert_eq!(o.code, Some(0));
     let file =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md")).unwrap();
-    assert_eq!(o.stdout, file);
+    // The file as printed, with the exit-code table generated from src/error.rs
+    // (tests/runbook.rs checks that the file's copy is the same).
+    assert_eq!(o.stdout, fvsync::runbook::render(&file));
     assert!(o.stdout.contains("reconcile"));
 }
 
@@ -455,4 +457,97 @@ fn no_password_reaches_output_journal_log_or_backup() {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_password_typed_as_an_argument_is_never_echoed() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let d = dir.to_str().unwrap();
+    for args in [
+        &["--simulate", d, "diagnose", "--user", "alice", "S3cret-Pw!"][..],
+        &[
+            "--simulate",
+            d,
+            "reconcile",
+            "--user",
+            "alice",
+            "--password",
+            "S3cret-Pw!",
+        ],
+        &[
+            "--simulate",
+            d,
+            "verify",
+            "--user",
+            "alice",
+            "--password=S3cret-Pw!",
+        ],
+        &["S3cret-Pw!"],
+    ] {
+        let o = run_env(args, "", &[("COLUMNS", "80")]);
+        assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
+        assert!(
+            !o.stderr.contains("S3cret") && !o.stdout.contains("S3cret"),
+            "{}",
+            o.stderr
+        );
+        let flat = o.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("fvsync never takes a password on the command line"),
+            "{flat}"
+        );
+        assert!(
+            flat.contains("clear it from the shell's history: type history -c"),
+            "{flat}"
+        );
+        assert!(flat.contains("at a prompt"), "{flat}");
+        // The prompt, not --password-stdin, is what a person typing a password is told.
+        assert!(!flat.contains("--password-stdin"), "{flat}");
+        assert!(
+            o.stderr.lines().all(|l| l.chars().count() <= 80),
+            "{}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn volumes_header_of_a_real_mac_reads_this_mac() {
+    // Through the emulated diskutil: the real-Mac backend's own header.
+    let (t, _dir) = mac("fv-old-login-new");
+    let du = t.path().join("diskutil");
+    if !du.exists() {
+        return;
+    }
+    let o = run(&["--diskutil", du.to_str().unwrap(), "volumes"], "");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let head = o.stdout.lines().next().unwrap_or_default();
+    assert!(head.starts_with("Volumes of this Mac (through "), "{head}");
+    assert!(!o.stdout.contains("the this"), "{}", o.stdout);
+}
+
+#[test]
+fn users_of_a_locked_volume_fit_80_columns() {
+    let (_t, dir) = mac("fv-old-login-new");
+    let o = run_env(
+        &["--simulate", dir.to_str().unwrap(), "users"],
+        "",
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // The heading names the simulated Mac's folder (a temp path); the rest fits.
+    for l in o.stdout.lines().skip(1) {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns:\n{l}",
+            l.chars().count()
+        );
+    }
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.starts_with("  ") && l.ends_with("needs an unlock")),
+        "{}",
+        o.stdout
+    );
 }

@@ -555,3 +555,46 @@ fn stage_usb_stages_binaries_script_runbook_and_sums() {
         fs::read(root().join("docs/runbook.md")).unwrap()
     );
 }
+
+#[test]
+fn a_password_on_the_command_line_is_never_repeated_or_run() {
+    let t = tempfile::tempdir().unwrap();
+    let usb = usb(t.path());
+    let mac = sim_mac(t.path());
+    let script = usb.join("fvsync-recovery.sh");
+    let m = mac.to_str().unwrap();
+    for args in [
+        &["diagnose", "--simulate", m, "--user", "alice", "S3cret-Pw!"][..],
+        &[
+            "diagnose",
+            "--simulate",
+            m,
+            "--user",
+            "alice",
+            "--password",
+            "S3cret-Pw!",
+        ],
+        &[
+            "reconcile",
+            "--simulate",
+            m,
+            "--user",
+            "alice",
+            "--password=S3cret-Pw!",
+        ],
+    ] {
+        let out = run_script(&script, args, "", t.path(), None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            !err.contains("S3cret") && !text(&out.stdout).contains("S3cret"),
+            "{err}"
+        );
+        assert!(
+            err.contains("never takes a password on the command line"),
+            "{err}"
+        );
+        assert!(err.contains("history -c"), "{err}");
+        assert!(!err.contains("Running:"), "fvsync was run: {err}");
+    }
+}

@@ -64,7 +64,7 @@ pub struct Ui {
 
 /// The width lines are wrapped to: the terminal's (of stdout, else stderr),
 /// else `COLUMNS` when set, else 78; never below 40.
-fn terminal_width() -> usize {
+pub fn terminal_width() -> usize {
     let from_fd = |fd: std::os::fd::BorrowedFd<'_>| {
         rustix::termios::tcgetwinsize(fd)
             .ok()
@@ -413,7 +413,13 @@ impl Ui {
             }
         }
         let width = self.width;
-        let mut lines = wrap(e.message(), width, "fvsync: error: ", "  ");
+        // A "no" at a question is not an error: it says so without the word.
+        let first = if e.kind() == crate::error::ErrorKind::Cancelled {
+            "fvsync: "
+        } else {
+            "fvsync: error: "
+        };
+        let mut lines = wrap(e.message(), width, first, "  ");
         for c in e.causes() {
             lines.extend(wrap(&c, width, "fvsync: caused by: ", "  "));
         }
@@ -431,6 +437,11 @@ impl Ui {
     /// Raw text to stdout (the runbook).
     pub fn raw(&mut self, s: &str) {
         let _ = self.out.write_all(s.as_bytes());
+    }
+
+    /// Raw text to stderr (the runbook's list of sections, before an error).
+    pub fn raw_err(&mut self, s: &str) {
+        let _ = self.err.write_all(s.as_bytes());
     }
 
     /// Flushes both streams (and stops any progress line).

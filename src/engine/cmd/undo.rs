@@ -266,9 +266,8 @@ pub fn run(ctx: &mut Ctx<'_>, opts: &Opts) -> Result<Finished<report::Undo>> {
                 .hint("add --yes to put the last reconcile back without a question"));
             }
             if !ctx.src.confirm(&format!(
-                "Put back {}'s secrets as before the reconcile of {}?",
+                "Put back {}'s secrets as they were before that reconcile?",
                 escape(&user),
-                report.reconciled_at
             ))? {
                 return Err(Error::new(
                     ErrorKind::Cancelled,
