@@ -20,9 +20,10 @@ fn every_derivation_is_computed_once() {
         3
     );
     // FileVault: OLD (1). Login hash, SRP, keychain: OLD and NEW each (6).
-    // The local KDC's AES-128 and AES-256 keys: OLD and NEW each (4).
-    assert_eq!(derivation_count() - before, 11);
-    assert_eq!(memo_len(), 11);
+    // The local KDC's AES-128 and AES-256 keys: OLD and NEW each (4). Its
+    // SRP verifier (HeimdalSRPKey): OLD and NEW each (2).
+    assert_eq!(derivation_count() - before, 13);
+    assert_eq!(memo_len(), 13);
 
     clear_memo();
     let before = derivation_count();
@@ -49,6 +50,8 @@ fn every_derivation_is_computed_once() {
     // ShadowHashData (2); the keychain under NEW's fresh salt, and OLD against
     // it (2); the verifier of OLD kept with the backups for undo (1); the
     // local KDC's two AES keys for OLD and NEW (4; the fresh keys for NEW keep
-    // the principal's salt, so they are the ones the check derived).
-    assert_eq!(computed, 17);
+    // the principal's salt, so they are the ones the check derived); the
+    // SRP verifier (HeimdalSRPKey) checked for OLD and NEW, and made anew for
+    // NEW under a fresh salt (3).
+    assert_eq!(computed, 20);
 }

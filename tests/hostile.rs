@@ -226,8 +226,7 @@ fn alice_hash_for(dir: &Path, pw: &str) {
     let bytes = std::fs::read(&p).unwrap();
     let mut rec = fvsync::formats::record::UserRecord::parse(&bytes).unwrap();
     rec.set_shadow_hash(&sh).unwrap();
-    let values: Vec<Vec<u8>> = rec.kerberos_keys().iter().map(|v| v.to_vec()).collect();
-    rec.set_kerberos_keys(fvsync::formats::kerberos::regenerate(&values, pw.as_bytes()).unwrap());
+    kerberos_for(&mut rec, pw);
     std::fs::write(&p, rec.to_bytes().unwrap()).unwrap();
     std::fs::remove_file(keychain_path(dir, "alice")).unwrap();
 }

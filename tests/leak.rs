@@ -105,12 +105,8 @@ fn use_markers(dir: &Path) {
     let mut rec = fvsync::formats::record::UserRecord::parse(&std::fs::read(&rp).unwrap()).unwrap();
     let sh = fvsync::formats::shadowhash::generate(M_OLD.as_bytes(), 1000, 1000).unwrap();
     rec.set_shadow_hash(&sh).unwrap();
-    // The local KDC's keys, derived from M_OLD (kvno raised, as a change does).
-    let values: Vec<Vec<u8>> = rec.kerberos_keys().iter().map(|v| v.to_vec()).collect();
-    assert!(!values.is_empty(), "the simulated record has Kerberos keys");
-    rec.set_kerberos_keys(
-        fvsync::formats::kerberos::regenerate(&values, M_OLD.as_bytes()).unwrap(),
-    );
+    // The local KDC's keys (and SRP verifiers), derived from M_OLD, as a change does.
+    kerberos_for(&mut rec, M_OLD);
     std::fs::write(&rp, rec.to_bytes().unwrap()).unwrap();
     // Keychain.
     let kc = keychain_path(dir, "alice");

@@ -880,14 +880,25 @@ fn heimdal_srp_keys_are_regenerated_and_a_stale_one_is_seen() {
     let old_srp = srp_of(&path);
     reconcile_ok(&dir, &[], OLD, NEW);
     assert_ne!(srp_of(&path), old_srp, "HeimdalSRPKey was not regenerated");
-    let o = cmd(&dir, &["diagnose", "--user", "alice", "--password-stdin", "--json"], &[OLD, NEW]);
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "alice", "--password-stdin", "--json"],
+        &[OLD, NEW],
+    );
     let v = json(&o);
     assert_eq!(secret(&v, "kerberos")["accepts"], "new", "{v}");
     // OLD's verifiers back in place (a half-done change by another tool).
-    let mut rec = plist::Value::from_file(&path).unwrap().into_dictionary().unwrap();
+    let mut rec = plist::Value::from_file(&path)
+        .unwrap()
+        .into_dictionary()
+        .unwrap();
     rec.insert("HeimdalSRPKey".into(), old_srp);
     plist::Value::Dictionary(rec).to_file_binary(&path).unwrap();
-    let o = cmd(&dir, &["diagnose", "--user", "alice", "--password-stdin", "--json"], &[OLD, NEW]);
+    let o = cmd(
+        &dir,
+        &["diagnose", "--user", "alice", "--password-stdin", "--json"],
+        &[OLD, NEW],
+    );
     let v = json(&o);
     assert_eq!(secret(&v, "kerberos")["accepts"], "neither", "{v}");
 }

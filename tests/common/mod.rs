@@ -301,6 +301,22 @@ pub fn crypto_hint(dir: &Path, user_uuid: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The local KDC's keys of a record made anew for `pw`, as a password change
+/// does: `KerberosKeys` (kvno raised) and `HeimdalSRPKey` when it has one.
+pub fn kerberos_for(rec: &mut fvsync::formats::record::UserRecord, pw: &str) {
+    use fvsync::formats::kerberos;
+    let values: Vec<Vec<u8>> = rec.kerberos_keys().iter().map(|v| v.to_vec()).collect();
+    assert!(!values.is_empty(), "the simulated record has Kerberos keys");
+    let srp: Vec<Vec<u8>> = rec.heimdal_srp_keys().iter().map(|v| v.to_vec()).collect();
+    if !srp.is_empty() {
+        let principal = kerberos::lkdc_principal(&rec.authentication_authority(), &values).unwrap();
+        rec.set_heimdal_srp_keys(
+            kerberos::srp_regenerate(&srp, &principal, pw.as_bytes()).unwrap(),
+        );
+    }
+    rec.set_kerberos_keys(kerberos::regenerate(&values, pw.as_bytes()).unwrap());
+}
+
 /// Independent login check: SALTED-SHA512-PBKDF2 recomputed with the pbkdf2
 /// crate from the record's plist; SRP through fvsync's KAT-tested entry.
 pub fn login_accepts(dir: &Path, user: &str, pw: &str) -> (bool, bool) {
