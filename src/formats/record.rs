@@ -600,13 +600,15 @@ impl UserRecord {
             .collect()
     }
 
-    /// A mobile (cached directory) account: a `LocalCachedUser` authority,
-    /// so the directory owns the password. At its next login with the
-    /// directory reachable, macOS checks the password against the directory.
+    /// A mobile (cached directory) account: a `LocalCachedUser` authority or
+    /// an `OriginalNodeName` attribute, so the directory owns the password. At
+    /// its next login with the directory reachable, macOS checks the password
+    /// against the directory and re-caches it.
     pub fn is_mobile(&self) -> bool {
         self.authorities()
             .iter()
             .any(|a| a.tag == LOCAL_CACHED_USER)
+            || self.first_string("OriginalNodeName").is_some()
     }
 
     /// A mobile account's `LocalCachedUser` data (`<node>:<name>:<GUID>`).

@@ -84,8 +84,8 @@ impl StepOps for Login {
         }
         if off.record.is_mobile() {
             detail.push_str(
-                "; a mobile account: at the next login with the directory reachable, \
-                 macOS checks the password against the directory",
+                "; a mobile account: its password is the directory's, and macOS \
+                 re-caches it at the next login with the directory reachable",
             );
         }
         Planned::new(Step::Login, Action::Do, detail)
