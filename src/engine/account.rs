@@ -143,8 +143,10 @@ fn home_file(root: &Root, home: &Rel, uid: u32, parts: &[&str]) -> Option<Vec<u8
     (meta.kind == Kind::File && bytes.len() as u64 <= MAX_SIGNAL_FILE).then_some(bytes)
 }
 
+/// A signal file's dictionary, through the bounded-nesting reader (a deep
+/// file is "not readable", never a stack overflow).
 fn plist_dict(bytes: &[u8]) -> Option<plist::Dictionary> {
-    Value::from_reader(std::io::Cursor::new(bytes))
+    crate::formats::plist_safe::parse(bytes)
         .ok()?
         .into_dictionary()
 }

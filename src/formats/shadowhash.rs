@@ -15,7 +15,9 @@
 //!   `x = SHA512(salt || SHA512(":" || P))` (empty SRP username) and
 //!   `verifier = 5^x mod N4096`, 512 bytes big-endian, left-zero-padded.
 //!
-//! Parsing is strict and bounded (64 KiB, exact field sizes, iteration counts within
+//! Parsing is strict and bounded (64 KiB, nesting checked by
+//! [`crate::formats::plist_safe`] before any value is built, exact field sizes,
+//! iteration counts within
 //! [`crate::crypto::MAX_ITERATIONS`]); every malformed shape has its own
 //! [`ShadowHashError`] variant whose message names the scheme and field but never
 //! contains record bytes. Scheme keys this module does not know are not an error:
@@ -65,6 +67,14 @@ pub enum ShadowHashError {
     /// The blob is not a readable property list (binary or XML).
     #[error("ShadowHashData blob is not a valid property list")]
     NotPlist,
+    /// The blob nests arrays or dictionaries deeper than
+    /// [`crate::formats::plist_safe::MAX_DEPTH`] (refused before parsing: a
+    /// deep value would overflow the stack when dropped).
+    #[error(
+        "ShadowHashData blob is nested deeper than {} levels",
+        crate::formats::plist_safe::MAX_DEPTH
+    )]
+    TooDeep,
     /// The plist root is not a dictionary.
     #[error("ShadowHashData root is not a dictionary")]
     RootNotDictionary,
@@ -312,16 +322,23 @@ impl ShadowHash {
     ///
     /// # Errors
     /// [`ShadowHashError::TooLarge`], [`ShadowHashError::NotPlist`],
-    /// [`ShadowHashError::RootNotDictionary`], or a field error for a known scheme
-    /// ([`ShadowHashError::SchemeNotDictionary`], [`ShadowHashError::MissingField`],
-    /// [`ShadowHashError::WrongType`], [`ShadowHashError::WrongLength`],
-    /// [`ShadowHashError::IterationsOutOfRange`]).
+    /// [`ShadowHashError::TooDeep`], [`ShadowHashError::RootNotDictionary`], or
+    /// a field error for a known scheme ([`ShadowHashError::SchemeNotDictionary`],
+    /// [`ShadowHashError::MissingField`], [`ShadowHashError::WrongType`],
+    /// [`ShadowHashError::WrongLength`], [`ShadowHashError::IterationsOutOfRange`]).
     pub fn parse(bplist: &[u8]) -> Result<Self, ShadowHashError> {
         if bplist.len() > MAX_BLOB_LEN {
             return Err(ShadowHashError::TooLarge(bplist.len()));
         }
-        let value = Value::from_reader(std::io::Cursor::new(bplist))
-            .map_err(|_| ShadowHashError::NotPlist)?;
+        use crate::formats::plist_safe::{self, PlistError};
+        let value = plist_safe::parse(bplist).map_err(|e| match e {
+            PlistError::TooDeep => ShadowHashError::TooDeep,
+            PlistError::TooLarge(n) => ShadowHashError::TooLarge(n),
+            PlistError::Cycle
+            | PlistError::BadReference
+            | PlistError::TooManyValues
+            | PlistError::Malformed(_) => ShadowHashError::NotPlist,
+        })?;
         let root = value
             .as_dictionary()
             .ok_or(ShadowHashError::RootNotDictionary)?;
@@ -944,26 +961,104 @@ mod tests {
         );
     }
 
-    /// John the Ripper's `xsha512` ("Mac OS X 10.7+ salted SHA-512") test
-    /// vectors, `$LION$` + salt (4 bytes) + SHA-512(salt ‖ password).
+    /// OS X 10.7 `SALTED-SHA512`: hashcat's mode 1722 self-test and John the
+    /// Ripper's `xsha512` tests (`$LION$` + salt (4 bytes) + SHA-512(salt ‖
+    /// password)), each inside a ShadowHashData blob as 10.7 stores it.
     #[test]
     fn legacy_salted_sha512_vectors() {
-        for (hexv, pw) in [
-            ("bb0489df7b073e715f19f83fd52d08ede24243554450f7159dd65c100298a5820525b55320f48182491b72b4c4ba50d7b0e281c1d98e06591a5e9c6167f42a742f0359c7", "password"),
-            ("74911f723bd2f66a3255e0af4b85c639776d510b63f0b939c432ab6e082286c47586f19b4e2f3aab74229ae124ccb11e916a7a1c9b29c64bd6b0fd6cbd22e7b1f0ba1673", "hello"),
-        ] {
+        let doc = load("shadowhash-salted-sha512-10.7.json");
+        let vectors = doc["vectors"].as_array().unwrap();
+        assert_eq!(vectors.len(), 5);
+        let mut sources = std::collections::BTreeSet::new();
+        for v in vectors {
+            let id = v["id"].as_str().unwrap();
+            let pw = v["password_utf8"].as_str().unwrap().as_bytes();
+            let value = hx(v, "value_hex");
             let mut d = Dictionary::new();
-            d.insert(LEGACY.into(), Value::Data(hex::decode(hexv).unwrap()));
+            d.insert(LEGACY.into(), Value::Data(value.clone()));
             let sh = ShadowHash::parse(&bplist_of(Value::Dictionary(d))).unwrap();
             let e = sh.legacy.as_ref().unwrap();
-            assert_eq!(e.check(pw.as_bytes()), Check::Match, "{pw}");
-            assert_eq!(e.check(b"wrong"), Check::NoMatch);
+            assert_eq!(e.salt.to_vec(), value[..4].to_vec(), "{id}");
+            assert_eq!(e.check(pw), Check::Match, "{id}");
+            let mut wrong = pw.to_vec();
+            wrong.push(b'!');
+            assert_eq!(e.check(&wrong), Check::NoMatch, "{id}");
+            assert_eq!(e.check(b""), Check::NoMatch, "{id}");
             assert!(sh.other_schemes.is_empty());
             assert_eq!(sh.scheme_names(), vec![LEGACY.to_string()]);
+            sources.insert(id.split('-').next().unwrap().to_string());
+        }
+        assert_eq!(
+            sources.into_iter().collect::<Vec<_>>(),
+            ["hashcat", "john"],
+            "both tools' vectors"
+        );
+        for bad in [67, 69, 0] {
+            let mut d = Dictionary::new();
+            d.insert(LEGACY.into(), Value::Data(vec![0; bad]));
+            assert_eq!(
+                ShadowHash::parse(&bplist_of(Value::Dictionary(d))),
+                Err(ShadowHashError::WrongLength {
+                    scheme: LEGACY,
+                    field: "value",
+                    expected: 68,
+                    actual: bad
+                })
+            );
         }
         let mut d = Dictionary::new();
-        d.insert(LEGACY.into(), Value::Data(vec![0; 67]));
-        assert!(ShadowHash::parse(&bplist_of(Value::Dictionary(d))).is_err());
+        d.insert(LEGACY.into(), Value::String("x".into()));
+        assert!(matches!(
+            ShadowHash::parse(&bplist_of(Value::Dictionary(d))),
+            Err(ShadowHashError::WrongType { scheme: LEGACY, .. })
+        ));
+    }
+
+    /// Two real 10.7 ShadowHashData blobs (puppet's specs, no known password):
+    /// they parse, the unknown schemes are listed, and the one-scheme blob is
+    /// reproduced byte for byte by the CoreFoundation-order writer.
+    #[test]
+    fn legacy_real_10_7_blobs() {
+        let doc = load("shadowhash-salted-sha512-10.7.json");
+        let blobs = doc["real_blobs"].as_array().unwrap();
+        assert_eq!(blobs.len(), 2);
+        for b in blobs {
+            let id = b["id"].as_str().unwrap();
+            let bytes = hx(b, "bplist_hex");
+            let sh = ShadowHash::parse(&bytes).unwrap();
+            let legacy = sh.legacy.as_ref().unwrap();
+            assert_eq!(legacy.salt.to_vec(), hx(b, "salt_hex"), "{id}");
+            assert!(sh.salted.is_none() && sh.srp.is_none(), "{id}");
+            let mut want: Vec<String> = b["schemes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect();
+            let mut got = sh.scheme_names();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{id}");
+            assert_eq!(legacy.check(b"hashcat"), Check::NoMatch, "{id}");
+            // ShadowHash::to_bplist writes only the two current schemes: a
+            // 10.7 hash is checked, then replaced, never written back.
+            let ours = ShadowHash::parse(&sh.to_bplist().unwrap()).unwrap();
+            assert_eq!(ours.legacy, None, "{id}");
+            assert!(ours.scheme_names().is_empty(), "{id}");
+        }
+        // The one-scheme blob is `dscl -plist . read` output of a real 10.7
+        // record: the writer's object numbering gives Apple's bytes exactly.
+        let one = &blobs[0];
+        assert_eq!(one["schemes"], serde_json::json!([LEGACY]));
+        let bytes = hx(one, "bplist_hex");
+        let sh = ShadowHash::parse(&bytes).unwrap();
+        let legacy = sh.legacy.as_ref().unwrap();
+        let mut value = legacy.salt.to_vec();
+        value.extend_from_slice(legacy.digest.as_slice());
+        let mut root = Dictionary::new();
+        root.insert(LEGACY.into(), Value::Data(value));
+        let ours = bplist_writer::write(&Value::Dictionary(root)).unwrap();
+        assert_eq!(hex::encode(&ours), hex::encode(&bytes));
     }
 
     #[test]
@@ -1213,6 +1308,54 @@ mod tests {
             sh.scheme_names(),
             vec![SALTED.to_owned(), "KERBEROS".to_owned()]
         );
+    }
+
+    /// Nested arrays in ShadowHashData are refused before a value is built:
+    /// on a small stack (a worker thread's), parsing and dropping a deep
+    /// value would abort the process; here the answer is an error.
+    #[test]
+    fn deeply_nested_blob_is_refused() {
+        let xml = |n: usize| {
+            let mut x =
+                b"<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>x</key>".to_vec();
+            x.extend(std::iter::repeat_n(&b"<array>"[..], n).flatten());
+            x.extend(std::iter::repeat_n(&b"</array>"[..], n).flatten());
+            x.extend_from_slice(b"</dict></plist>");
+            x
+        };
+        let small = std::thread::Builder::new().stack_size(64 * 1024);
+        let (deep, huge) = small
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                let deep = ShadowHash::parse(&xml(4_000));
+                let attr = Value::Array(vec![Value::Data(xml(200_000))]);
+                let huge = ShadowHash::parse_attribute(&attr);
+                assert!(t.elapsed() < std::time::Duration::from_secs(5));
+                (deep, huge)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(deep, Err(ShadowHashError::TooDeep));
+        assert_eq!(
+            deep.unwrap_err().to_string(),
+            "ShadowHashData blob is nested deeper than 64 levels"
+        );
+        assert!(
+            matches!(huge, Err(ShadowHashError::TooLarge(n)) if n > 3_000_000),
+            "{huge:?}"
+        );
+        // 64 levels (the bound) are read; the schemes inside are still known.
+        let mut v = Value::Boolean(true);
+        for _ in 0..60 {
+            v = Value::Array(vec![v]);
+        }
+        let mut root = Dictionary::new();
+        root.insert("x".into(), v);
+        root.insert(SALTED.into(), Value::Dictionary(salted_dict()));
+        let sh = ShadowHash::parse(&bplist_of(Value::Dictionary(root))).unwrap();
+        assert!(sh.salted.is_some());
+        assert_eq!(sh.other_schemes, ["x"]);
     }
 
     #[test]

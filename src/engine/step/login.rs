@@ -1,7 +1,8 @@
 //! The login record: a fresh ShadowHashData for NEW (login hash and SRP
 //! verifier, each with a new salt, never below fvsync's iteration floors), the
-//! failed-login count reset and password-last-set updated; every other
-//! attribute kept. Written atomically, read back byte for byte.
+//! failed-login count reset and password-last-set moved forward (never past a
+//! pending "change at next login", never backwards); every other attribute
+//! kept. Written atomically, read back byte for byte.
 
 use super::{Action, Changed, Exec, Kind, Planned, Points, Step, StepOps, Undo};
 use crate::engine::observe::Observation;
@@ -75,6 +76,17 @@ impl StepOps for Login {
                 "; replaces the unknown scheme {}",
                 crate::text::escape(&unknown.join(", "))
             ));
+        }
+        // passwordLastSetTime is not moved past a pending forced change
+        // (formats::record::UserRecord::update_password_policy).
+        if off.record.forced_password_change().is_some() {
+            detail.push_str("; a pending \"change at next login\" stays pending");
+        }
+        if off.record.is_mobile() {
+            detail.push_str(
+                "; a mobile account: its password is the directory's, and macOS \
+                 re-caches it at the next login with the directory reachable",
+            );
         }
         Planned::new(Step::Login, Action::Do, detail)
     }
