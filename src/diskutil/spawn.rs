@@ -126,13 +126,7 @@ fn go(
     )?;
     let envs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let envp = cstrings(envs.iter().map(|s| s.as_bytes()))?;
-    Ok(nix::spawn::posix_spawn(
-        path,
-        fa,
-        &attr()?,
-        &argv,
-        &envp,
-    )?)
+    Ok(nix::spawn::posix_spawn(path, fa, &attr()?, &argv, &envp)?)
 }
 
 /// Starts `path args...` in a new session with exactly `env`: stdin piped when
