@@ -644,7 +644,7 @@ pub fn srp_verifier_4096(x: &[u8]) -> [u8; SRP_N_4096_LEN] {
 /// [`CryptoError::Random`] if the OS generator is unavailable.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut buf = [0u8; N];
-    getrandom::getrandom(&mut buf).map_err(|_| CryptoError::Random)?;
+    getrandom::fill(&mut buf).map_err(|_| CryptoError::Random)?;
     Ok(buf)
 }
 

@@ -416,7 +416,7 @@ pub struct RawStdin;
 impl std::io::Read for RawStdin {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(1);
-        nix::unistd::read(nix::libc::STDIN_FILENO, &mut buf[..n]).map_err(std::io::Error::from)
+        nix::unistd::read(std::io::stdin(), &mut buf[..n]).map_err(std::io::Error::from)
     }
 }
 

@@ -23,11 +23,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix_spawn::fcntl::OFlag;
-use nix_spawn::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
-use nix_spawn::sys::signal::{SigSet, Signal};
-use nix_spawn::sys::stat::Mode;
-use nix_spawn::unistd::Pid;
+use nix::fcntl::OFlag;
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
 
 /// `POSIX_SPAWN_SETSID` (glibc/musl 0x80; Darwin `sys/spawn.h` 0x0400, macOS
 /// 10.15 and later). The libc crate does not name it for Apple targets.
@@ -126,13 +126,7 @@ fn go(
     )?;
     let envs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let envp = cstrings(envs.iter().map(|s| s.as_bytes()))?;
-    Ok(nix_spawn::spawn::posix_spawn(
-        path,
-        fa,
-        &attr()?,
-        &argv,
-        &envp,
-    )?)
+    Ok(nix::spawn::posix_spawn(path, fa, &attr()?, &argv, &envp)?)
 }
 
 /// Starts `path args...` in a new session with exactly `env`: stdin piped when
@@ -224,7 +218,7 @@ impl Child {
     /// # Errors
     /// `waitpid` failed.
     pub fn try_wait(&self) -> std::io::Result<Option<Ended>> {
-        use nix_spawn::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
         match waitpid(self.pid, Some(WaitPidFlag::WNOHANG))? {
             WaitStatus::Exited(_, code) => Ok(Some(Ended::Exited(code))),
             WaitStatus::Signaled(..) => Ok(Some(Ended::Signaled)),
@@ -234,8 +228,8 @@ impl Child {
 
     /// Kills the child's whole session (its process group) and reaps it.
     pub fn kill(&self) {
-        let _ = nix_spawn::sys::signal::killpg(self.pid, Signal::SIGKILL);
-        let _ = nix_spawn::sys::signal::kill(self.pid, Signal::SIGKILL);
-        let _ = nix_spawn::sys::wait::waitpid(self.pid, None);
+        let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
     }
 }

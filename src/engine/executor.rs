@@ -35,8 +35,6 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// The run's id.
     pub run_id: Option<journal::RunId>,
-    /// An interrupted run was resumed.
-    pub resumed: bool,
 }
 
 struct Progress {
@@ -143,7 +141,6 @@ pub fn execute(
     };
     let mut out = Outcome {
         run_id: Some(j.run_id.clone()),
-        resumed,
         ..Outcome::default()
     };
     let mut prog = Progress {

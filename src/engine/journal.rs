@@ -369,11 +369,6 @@ impl Journal {
         self.steps.iter().any(|s| s.step == step && s.done)
     }
 
-    /// True when a step was started (done or not).
-    pub fn is_started(&self, step: Step) -> bool {
-        self.steps.iter().any(|s| s.step == step && s.started)
-    }
-
     fn step_mut(&mut self, step: Step) -> &mut JournalStep {
         if let Some(i) = self.steps.iter().position(|s| s.step == step) {
             return &mut self.steps[i];

@@ -55,8 +55,6 @@ pub struct Target {
     pub matched: Match,
     /// What was typed.
     pub typed: String,
-    /// Whether the volume's container is internal (None: unknown).
-    pub internal: Option<bool>,
 }
 
 /// True for an upper- or lower-case `8-4-4-4-12` hex UUID.
@@ -215,10 +213,6 @@ pub fn record_users(root: &Root) -> Result<Vec<RecordUser>> {
 pub struct PrebootList {
     /// The Data volume they are for.
     pub volume: String,
-    /// The Preboot volume.
-    pub device: String,
-    /// The folder (a UUID) they were found under.
-    pub folder: String,
     /// Its users, both files merged.
     pub users: Vec<PrebootUser>,
     /// `AllUsersInfo.plist`'s users, when the file exists.
@@ -352,8 +346,6 @@ fn read_lists(
         );
         return Ok(PrebootList {
             volume: String::new(),
-            device: mount.device.clone(),
-            folder: folder.clone(),
             users,
             all_users,
             crypto_users,
@@ -570,7 +562,6 @@ pub fn find(p: &mut dyn Platform, typed: &str, volume: Option<&str>) -> Result<T
             .find(|l| c.from_preboot && l.volume == c.vol.device),
         matched,
         typed: typed.to_string(),
-        internal: c.internal,
     })
 }
 

@@ -949,9 +949,6 @@ impl KeySet {
 // The layout fvsync understands, the LKDC identity, check and regenerate.
 // ---------------------------------------------------------------------------
 
-/// Attribute holding the LKDC keysets in a dslocal user record.
-pub const KERBEROS_KEYS_ATTR: &str = "KerberosKeys";
-
 /// `KRB5_PW_SALT` / `hdb-pw-salt`: the salt is the realm followed by the name
 /// components (Heimdal `lib/krb5/salt.c` `krb5_get_pw_salt`).
 pub const PW_SALT: u32 = 3;
@@ -1268,10 +1265,6 @@ pub fn regenerate<V: AsRef<[u8]>>(
 // ---------------------------------------------------------------------------
 // HeimdalSRPKey.
 // ---------------------------------------------------------------------------
-
-/// Attribute holding the LKDC's SRP verifiers (OS X 10.10 and later; Heimdal-398
-/// is the first release with it).
-pub const SRP_KEY_ATTR: &str = "HeimdalSRPKey";
 
 /// `KRB5_SRP_GROUP_RFC5054_4096_PBKDF2_SHA512` (`lib/asn1/krb5.asn1`
 /// `KRB5-SRP-GROUP`), the only group Heimdal knows (`lib/krb5/init_creds_pw.c`
