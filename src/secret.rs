@@ -502,7 +502,7 @@ pub fn read_confirmed(
         }
         if round < 3 {
             src.notice(&format!(
-                "The two entries of {} did not match. Type it again ({} tries left; no FileVault attempt was used).",
+                "The two entries of {} did not match. Type it again\n({} tries left; no FileVault attempt was used).",
                 which.short(),
                 3 - round
             ));
@@ -516,14 +516,6 @@ pub fn read_confirmed(
         ),
     )
     .hint("run the command again and type the password carefully; no FileVault attempt was used"))
-}
-
-/// Reads NEW, typed twice on a terminal (at most three tries), once from stdin.
-///
-/// # Errors
-/// Cancelled, invalid, or three mismatches.
-pub fn read_new(src: &mut dyn PasswordSource, user: &str) -> Result<Password, Error> {
-    read_confirmed(src, Which::New, user)
 }
 
 #[cfg(test)]

@@ -33,6 +33,20 @@
 //! guess, because no complete Apple SRP blob is public. macOS reads the keys by name,
 //! so the order only matters for byte-level comparisons. Unknown schemes are **not**
 //! written back (their values are not kept).
+//!
+//! ## Why fvsync keeps its own binary-plist writer
+//!
+//! macOS reads ShadowHashData by key, so any valid binary plist would log the user
+//! in, and the `plist` crate already writes one. The hand-written `bplist_writer`
+//! (about 180 lines) is kept for byte identity: no published crate reproduces
+//! CoreFoundation's depth-first object numbering for Apple's two-scheme
+//! (SRP + SALTED) layout, and with it a record fvsync writes is byte for byte the
+//! record macOS itself would write. That is proven against real samples, not
+//! assumed: the tests reproduce a real OS X 10.11 blob exactly and match the
+//! published 60-byte prefix of a real 2026 two-scheme record. Byte identity lets a
+//! written record be compared with, and diffed against, Apple's; leaves no
+//! fvsync-shaped layout for whatever else parses the record; and turns any drift in
+//! the layout into a failing test instead of something only a real Mac would show.
 
 use plist::{Dictionary, Value};
 use subtle::ConstantTimeEq;

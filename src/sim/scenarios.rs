@@ -377,7 +377,7 @@ fn user_record(u: &SimUser, it: Iterations, now: f64) -> Result<Vec<u8>> {
         aa.push(Value::String(authority));
         d.insert("KerberosKeys".into(), Value::Array(vec![Value::Data(keys)]));
         d.insert(
-            crate::formats::kerberos::SRP_KEY_ATTR.into(),
+            "HeimdalSRPKey".into(),
             Value::Array(srp.into_iter().map(Value::Data).collect()),
         );
     }
