@@ -45,10 +45,14 @@ fmt:
 	$(CARGO) fmt --all
 
 # Benchmarks (speed, not behaviour): a table and bench/results.json; see
-# docs/performance.md. Release build of fvsync first.
+# docs/performance.md. Release build of fvsync first; the emulated diskutil
+# (its own target dir, testing feature) for the count of diskutil calls.
 bench:
 	$(CARGO) build --locked --release --bin fvsync
-	$(CARGO) run --locked --release --example bench -- target/release/fvsync
+	CARGO_TARGET_DIR=target/bench-emulator $(CARGO) build --locked --features testing \
+	  --bin fvsync-diskutil-emulator
+	FVSYNC_BENCH_EMULATOR=target/bench-emulator/debug/fvsync-diskutil-emulator \
+	  $(CARGO) run --locked --release --example bench -- target/release/fvsync
 
 # Sections 1 and 2 of the benchmark only (the key derivations), in seconds.
 bench-kdf:

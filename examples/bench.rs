@@ -568,9 +568,117 @@ fn main() {
         }
     }
     out.insert("sizes_bytes".into(), serde_json::Value::Object(sizes));
+
+    // 7. diskutil calls of the seed case through the emulated diskutil
+    // (FVSYNC_BENCH_EMULATOR, which `make bench` builds): a count, not a time.
+    if let Some(emu) = std::env::var_os("FVSYNC_BENCH_EMULATOR").map(PathBuf::from) {
+        match diskutil_calls(&bin, &emu, &work.join("calls")) {
+            Some((mac, preboot, rehearsal)) => {
+                rows.push((
+                    "diskutil calls, seed reconcile (fv-old-login-new)".into(),
+                    format!(
+                        "{} on the Mac's volumes ({preboot} of them reading Preboot), {rehearsal} for the rehearsal",
+                        mac
+                    ),
+                ));
+                out.insert(
+                    "diskutil_calls".into(),
+                    json!({"mac": mac, "preboot": preboot, "rehearsal": rehearsal}),
+                );
+            }
+            None => rows.push((
+                "diskutil calls, seed reconcile".into(),
+                "not measured (the reconcile through the emulator failed)".into(),
+            )),
+        }
+    }
     let _ = std::fs::remove_dir_all(&work);
 
     finish(&rows, &bin, out, "bench/results.json");
+}
+
+/// Runs the seed case's reconcile through the emulated diskutil in `dir`
+/// and counts its calls from the emulator's log: on the Mac's own volumes,
+/// of those the Preboot reads (mount, info and unmount of the Preboot
+/// volume), and the rehearsal's (hdiutil and the throwaway disks).
+fn diskutil_calls(bin: &Path, emu: &Path, dir: &Path) -> Option<(usize, usize, usize)> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("session")).ok()?;
+    let mac = dir.join("mac");
+    let ok = Command::new(bin)
+        .args([
+            "sim",
+            "create",
+            mac.to_str()?,
+            "--scenario",
+            "fv-old-login-new",
+        ])
+        .args(["--iterations", "1000"])
+        .stdout(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    std::os::unix::fs::symlink(emu, dir.join("diskutil")).ok()?;
+    std::os::unix::fs::symlink(emu, dir.join("hdiutil")).ok()?;
+    let mut c = Command::new(bin)
+        .args(["--diskutil", dir.join("diskutil").to_str()?])
+        .args(["--hdiutil", dir.join("hdiutil").to_str()?])
+        .args(["reconcile", "--user", "alice", "--password-stdin", "--yes"])
+        .env("TMPDIR", dir.join("session"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    {
+        use std::io::Write;
+        let mut i = c.stdin.take()?;
+        i.write_all(b"Old-Passw0rd!\nNew-Passw0rd!\n").ok()?;
+    }
+    if !c.wait().ok()?.success() {
+        return None;
+    }
+    let log = std::fs::read_to_string(dir.join("emu/calls.jsonl")).ok()?;
+    let (mut mac_calls, mut preboot, mut rehearsal) = (0, 0, 0);
+    let mut rehearsing = false;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let argv: Vec<&str> = v["argv"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        if v["tool"].as_str() == Some("hdiutil") {
+            match argv.first().copied() {
+                Some("attach") => rehearsing = true,
+                Some("detach") => rehearsing = false,
+                _ => {}
+            }
+            rehearsal += 1;
+            continue;
+        }
+        let throwaway = argv.iter().any(|a| {
+            a.trim_start_matches("/dev/")
+                .strip_prefix("disk")
+                .and_then(|r| r.split('s').next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 100)
+        });
+        if rehearsing || throwaway {
+            rehearsal += 1;
+            continue;
+        }
+        mac_calls += 1;
+        if argv.last() == Some(&"disk3s2")
+            && matches!(argv.first().copied(), Some("mount" | "unmount" | "info"))
+        {
+            preboot += 1;
+        }
+    }
+    Some((mac_calls, preboot, rehearsal))
 }
 
 /// Prints the table and writes the JSON document.

@@ -196,7 +196,8 @@ pub struct Undo {
     pub dry_run: bool,
     /// The reconcile being undone.
     pub run_id: String,
-    /// When it ran (UTC, RFC 3339) and in this machine's local terms.
+    /// When it ran, for people (`2026-12-02 02:13 UTC (5 minutes ago)`);
+    /// the run id holds the exact UTC time.
     pub reconciled_at: String,
     /// What will change (or changed).
     pub plan: Vec<UndoItem>,
