@@ -31,6 +31,8 @@ fn exit_help() -> String {
 #[command(
     name = "fvsync",
     version,
+    // Recovery's Terminal opens at 80 columns; wider terminals keep 80 too.
+    max_term_width = 80,
     about = "Bring a Mac user's FileVault, login password and login keychain back in sync",
     after_help = exit_help(),
     after_long_help = format!(

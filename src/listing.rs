@@ -21,7 +21,7 @@ pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
     for c in &containers {
         for v in &c.volumes {
             let n = p.crypto_users(v)?.len();
-            let row: Vec<Cell> = vec![
+            let mut row: Vec<Cell> = vec![
                 v.device.clone().into(),
                 format!(
                     "{}{}",
@@ -40,9 +40,11 @@ pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
                 },
                 yes_no(v.filevault).into(),
                 yes_no(v.locked).into(),
-                v.mount_point.clone().unwrap_or_else(|| "-".into()).into(),
                 n.to_string().into(),
             ];
+            if ui.verbose {
+                row.push(v.mount_point.clone().unwrap_or_else(|| "-".into()).into());
+            }
             rows.push(row);
             js.push(VolumeItem {
                 container: c.reference.clone(),
@@ -70,18 +72,14 @@ pub fn volumes(p: &dyn Platform, ui: &mut Ui) -> Result<u8> {
         ui.json_value(&serde_json::to_value(&doc).unwrap_or_default());
     } else {
         ui.heading(&format!("Volumes of {}", p.description()));
-        ui.table(
-            &[
-                "device",
-                "name",
-                "roles",
-                "FileVault",
-                "locked",
-                "mount point",
-                "crypto users",
-            ],
-            &rows,
-        );
+        // 80 columns: the mount point (often long) with --verbose only;
+        // "users" counts the volume's crypto users (SecureToken holders,
+        // recovery keys included).
+        let mut head = vec!["device", "name", "roles", "FileVault", "locked", "users"];
+        if ui.verbose {
+            head.push("mount point");
+        }
+        ui.table(&head, &rows);
     }
     Ok(0)
 }

@@ -551,3 +551,68 @@ fn users_of_a_locked_volume_fit_80_columns() {
         o.stdout
     );
 }
+
+#[test]
+fn volumes_fit_80_columns_and_verbose_adds_the_mount_point() {
+    // multi-volume: an external disk, so names carry " (external)".
+    let (_t, dir) = mac("multi-volume");
+    let o = run_env(
+        &["--simulate", dir.to_str().unwrap(), "volumes"],
+        "",
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // The heading names the simulated Mac's folder (a temp path); the table fits.
+    for l in o.stdout.lines().skip(1) {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns:\n{l}",
+            l.chars().count()
+        );
+    }
+    assert!(
+        o.stdout.contains("Backup HD - Data (external)"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("mount point"), "{}", o.stdout);
+    let o = run_env(
+        &["--simulate", dir.to_str().unwrap(), "--verbose", "volumes"],
+        "",
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("mount point"), "{}", o.stdout);
+}
+
+#[test]
+fn help_fits_80_columns_whatever_the_terminal() {
+    // Not a terminal (width unknown) and a wide one: clap wraps at 80 both ways.
+    for cols in [None, Some("200")] {
+        for args in [
+            &["--help"][..],
+            &["-h"],
+            &["diagnose", "--help"],
+            &["reconcile", "--help"],
+            &["undo", "--help"],
+            &["receipt", "--help"],
+        ] {
+            let mut c = assert_cmd::Command::cargo_bin("fvsync").unwrap();
+            c.args(args).env("NO_COLOR", "1");
+            match cols {
+                Some(n) => c.env("COLUMNS", n),
+                None => c.env_remove("COLUMNS"),
+            };
+            let o = c.output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(!out.is_empty(), "{args:?}");
+            for l in out.lines() {
+                assert!(
+                    l.chars().count() <= 80,
+                    "{args:?} {cols:?}: {} columns:\n{l}",
+                    l.chars().count()
+                );
+            }
+        }
+    }
+}
