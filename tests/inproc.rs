@@ -97,3 +97,43 @@ fn inproc_diagnose_prints_what_the_binary_prints() {
         }
     }
 }
+
+/// Issue 16, items 2 and 4, as a person at the terminal meets them: OLD is
+/// typed twice; OLD equal to NEW is called out and a "no" cancels (exit 9,
+/// nothing changed, no attempt); a refused OLD asks before a second attempt
+/// on NEW, and a "no" stops there with one attempt spent.
+#[test]
+fn a_person_is_asked_before_a_second_attempt_and_about_old_equal_new() {
+    use common::inproc::{run_engine_as, Scripted};
+    let sel = fvsync::engine::UserSel {
+        user: "alice".into(),
+        ..Default::default()
+    };
+    // OLD = NEW: the question, then "no".
+    let (_t, dir) = mac("fv-old-login-new");
+    let before = tree(&dir);
+    let src = Scripted::person(&[NEW, NEW, NEW, NEW], &[false], &[]);
+    let o = run_engine_as(&dir, &sel, false, src, fvsync::cli::diagnose);
+    assert_eq!(o.code, 9, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(o.asked, [Which::Old, Which::OldAgain, Which::New]);
+    assert!(o.questions[0].starts_with("OLD and NEW are the same password. Is that really meant?"));
+    assert!(o.stderr.contains("nothing was changed"), "{}", o.stderr);
+    assert_eq!(failed_attempts(&dir), 0);
+    assert_eq!(tree(&dir), before);
+    // A wrong OLD (FileVault refuses it): asked before NEW is tried; "no".
+    let src = Scripted::person(&["Typo-Passw0rd!", "Typo-Passw0rd!", NEW], &[false], &[]);
+    let o = run_engine_as(&dir, &sel, false, src, fvsync::cli::diagnose);
+    assert_eq!(
+        o.questions,
+        ["FileVault refused OLD (1 failed attempt). Try NEW? That spends a second attempt"],
+        "{}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("you chose not to spend a second attempt"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(failed_attempts(&dir), 1);
+}
