@@ -15,12 +15,27 @@ set -u
 
 PROG=fvsync-recovery
 
-say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+# Recovery's Terminal opens at 80 columns: messages wrap at word boundaries,
+# continued lines indented by two spaces (awk: recoveryOS has no fold or fmt
+# guarantee).
+wrap80() {
+    awk 'BEGIN { w = 80 }
+    {
+        line = ""; n = split($0, words, " ")
+        for (i = 1; i <= n; i++) {
+            if (line == "") { line = words[i] }
+            else if (length(line) + 1 + length(words[i]) <= w) { line = line " " words[i] }
+            else { print line; line = "  " words[i] }
+        }
+        print line
+    }'
+}
+say() { printf '%s: %s\n' "$PROG" "$*" | wrap80 >&2; }
 die() {
     # die CODE MESSAGE...
     code=$1
     shift
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    printf '%s: error: %s\n' "$PROG" "$*" | wrap80 >&2
     exit "$code"
 }
 

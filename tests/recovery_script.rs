@@ -233,6 +233,27 @@ fn usb_diagnose_runs_the_checked_binary() {
         !stderr.contains(OLD) && !stdout.contains(OLD),
         "a password was echoed"
     );
+    // The launcher's own lines wrap at 80 columns (Recovery's Terminal);
+    // its "Next:" line for diagnose is longer than that unwrapped.
+    let mut own = false;
+    for l in stderr.lines() {
+        if l.starts_with("fvsync-recovery:") {
+            own = true;
+        } else if !l.starts_with("  ") {
+            own = false;
+        }
+        if own {
+            assert!(
+                l.chars().count() <= 80,
+                "{} columns:\n{l}",
+                l.chars().count()
+            );
+        }
+    }
+    assert!(
+        stderr.contains("fvsync-recovery: Next: fvsync checks which password each secret accepts;"),
+        "{stderr}"
+    );
 }
 
 #[test]
