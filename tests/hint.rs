@@ -103,6 +103,13 @@ fn an_empty_hint_clears_it_and_needs_no_other_change() {
     let v = json(&o);
     assert_eq!(plan_entry(&v, "hint")["action"], "do", "{v}");
     assert_eq!(plan_entry(&v, "filevault")["action"], "skip", "{v}");
+    // Nothing secret was replaced: the screen does not say it was.
+    let next = v["next"].to_string();
+    assert!(
+        next.contains("Copies of the record and keychain as they were"),
+        "{v}"
+    );
+    assert!(!next.contains("Backups of what was replaced"), "{v}");
     assert_eq!(record_hint(&dir), None);
     assert_eq!(keybag_hint(&dir), None);
     assert_eq!(preboot_hint(&dir), None, "the Preboot list was refreshed");

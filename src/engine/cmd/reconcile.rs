@@ -394,11 +394,26 @@ pub(crate) fn finish(
         } else {
             "Next: restart the Mac and log in with the NEW password.".to_string()
         });
-        next.push(format!(
-            "Backups of what was replaced (OLD's hash, the keychain under OLD) are kept in \
-             private/var/db/fvsync/backups until `{}` removes them.",
-            hint_cmd(ctx, "purge", sel, &o.target.user, &[])
-        ));
+        let purge = hint_cmd(ctx, "purge", sel, &o.target.user, &[]);
+        next.push(
+            if out
+                .changed
+                .iter()
+                .any(|s| matches!(s, Step::Login | Step::Keychain))
+            {
+                format!(
+                    "Backups of what was replaced (OLD's hash, the keychain under OLD) are kept in \
+                     private/var/db/fvsync/backups until `{purge}` removes them."
+                )
+            } else {
+                // Nothing secret was replaced (the Preboot list, the hint):
+                // the copies are of the record and keychain as they still are.
+                format!(
+                    "Copies of the record and keychain as they were (for undo) are kept in \
+                     private/var/db/fvsync/backups until `{purge}` removes them."
+                )
+            },
+        );
         if o.via_recovery_key.is_some() {
             next.extend(crate::engine::recovery_key::after(ctx, &o, opts)?);
         }
