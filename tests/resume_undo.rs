@@ -162,3 +162,42 @@ fn an_unknown_filevault_outcome_is_exit_7_not_rolled_back() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
 }
+
+#[test]
+fn undo_dry_run_shows_the_run_and_what_it_would_put_back_and_changes_nothing() {
+    let (_t, dir) = mac("all-old");
+    reconcile_ok(&dir, &["--hint", "the old hint"], OLD, NEW);
+    let before = disk_tree(&dir);
+    let o = cmd_env(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--dry-run"],
+        &[NEW, OLD],
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    let screen = format!("{}{}", o.stdout, o.stderr);
+    for want in [
+        "The reconcile ",
+        " UTC (",
+        "Undo would put back (dry run: nothing will be changed):",
+        "  - FileVault: NEW -> OLD",
+        "  - login keychain: NEW -> OLD (the file as it was)",
+        "Dry run: nothing was changed.",
+    ] {
+        assert!(screen.contains(want), "{want:?} not in:\n{screen}");
+    }
+    assert!(
+        screen.contains("  - password hint: the one before the reconcile"),
+        "the hint it would put back:\n{screen}"
+    );
+    assert_eq!(disk_tree(&dir), before, "a dry-run undo changed files");
+    assert_eq!(alice_state(&dir, true), ("new", "new", "new", "new"));
+    // The real undo is still there to be made.
+    let o = cmd(
+        &dir,
+        &["undo", "--user", "alice", "--password-stdin", "--yes"],
+        &[NEW, OLD],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(alice_state(&dir, true), ("old", "old", "old", "old"));
+}
