@@ -536,13 +536,7 @@ fn users_of_a_locked_volume_fit_80_columns() {
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     // The heading names the simulated Mac's folder (a temp path); the rest fits.
-    for l in o.stdout.lines().skip(1) {
-        assert!(
-            l.chars().count() <= 80,
-            "{} columns:\n{l}",
-            l.chars().count()
-        );
-    }
+    fits_80_below_the_heading(&o.stdout);
     assert!(
         o.stdout
             .lines()
@@ -563,13 +557,7 @@ fn volumes_fit_80_columns_and_verbose_adds_the_mount_point() {
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     // The heading names the simulated Mac's folder (a temp path); the table fits.
-    for l in o.stdout.lines().skip(1) {
-        assert!(
-            l.chars().count() <= 80,
-            "{} columns:\n{l}",
-            l.chars().count()
-        );
-    }
+    fits_80_below_the_heading(&o.stdout);
     assert!(
         o.stdout.contains("Backup HD - Data (external)"),
         "{}",
@@ -614,5 +602,17 @@ fn help_fits_80_columns_whatever_the_terminal() {
                 );
             }
         }
+    }
+}
+
+/// Every line but the heading (which names the simulated Mac's temporary
+/// folder) fits 80 columns.
+fn fits_80_below_the_heading(stdout: &str) {
+    for l in stdout.lines().skip(1) {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns:\n{l}",
+            l.chars().count()
+        );
     }
 }

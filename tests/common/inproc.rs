@@ -168,36 +168,14 @@ pub fn run_on<O, F>(
 where
     F: FnOnce(&mut Ctx<'_>, &O) -> fvsync::error::Result<u8>,
 {
-    let (out, err) = (Captured::default(), Captured::default());
-    let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(err.clone()), json);
-    let mut src = Scripted::new(passwords);
-    let result = {
-        let mut ctx = Ctx {
-            p: platform,
-            ui: &mut ui,
-            src: &mut src,
-            inv: Invocation {
-                prefix: prefix.to_string(),
-            },
-        };
-        command(&mut ctx, opts)
-    };
-    let code = match result {
-        Ok(code) => code,
-        Err(e) => {
-            ui.error(&e);
-            e.kind().exit_code()
-        }
-    };
-    ui.flush();
-    drop(ui);
-    InProc {
-        code,
-        stdout: out.text(),
-        stderr: err.text(),
-        asked: src.asked,
-        questions: src.questions,
-    }
+    drive(
+        Ok(platform),
+        prefix,
+        opts,
+        json,
+        Scripted::new(passwords),
+        command,
+    )
 }
 
 /// Runs `command` (e.g. `fvsync::cli::diagnose`) in-process on the
@@ -211,8 +189,27 @@ where
 }
 
 /// [`run_engine`] with this source of passwords and answers (a person).
-pub fn run_engine_as<O, F>(
-    dir: &Path,
+pub fn run_engine_as<O, F>(dir: &Path, opts: &O, json: bool, src: Scripted, command: F) -> InProc
+where
+    F: FnOnce(&mut Ctx<'_>, &O) -> fvsync::error::Result<u8>,
+{
+    let mut mac;
+    let platform = match SimMac::open(dir) {
+        Ok(m) => {
+            mac = m;
+            Ok(&mut mac as &mut dyn fvsync::platform::Platform)
+        }
+        Err(e) => Err(e),
+    };
+    let prefix = format!("fvsync --simulate {}", dir.display());
+    drive(platform, &prefix, opts, json, src, command)
+}
+
+/// The one body of the runs above: the UI on captured writers, the command,
+/// an error printed as the binary prints it, and what was shown and asked.
+fn drive<O, F>(
+    platform: fvsync::error::Result<&mut dyn fvsync::platform::Platform>,
+    prefix: &str,
     opts: &O,
     json: bool,
     mut src: Scripted,
@@ -223,13 +220,13 @@ where
 {
     let (out, err) = (Captured::default(), Captured::default());
     let mut ui = Ui::with_writers(Box::new(out.clone()), Box::new(err.clone()), json);
-    let result = SimMac::open(dir).and_then(|mut mac| {
+    let result = platform.and_then(|p| {
         let mut ctx = Ctx {
-            p: &mut mac,
+            p,
             ui: &mut ui,
             src: &mut src,
             inv: Invocation {
-                prefix: format!("fvsync --simulate {}", dir.display()),
+                prefix: prefix.to_string(),
             },
         };
         command(&mut ctx, opts)

@@ -190,16 +190,7 @@ impl StepOps for Hint {
     }
 
     fn check(&self, x: &mut Exec<'_>, written: Option<&[u8]>) -> Result<()> {
-        let root = x.o.root()?;
-        let rel = x.o.offline()?.record_file.rel.clone();
-        let (back, _) = root.read(&rel, Want::SYSTEM)?;
-        if Some(back.as_slice()) != written {
-            return Err(Error::new(
-                ErrorKind::Failure,
-                "the record read back differs from what was written",
-            ));
-        }
-        Ok(())
+        super::login::check_record(x, written)
     }
 
     fn took_effect(&self, _o: &Observation) -> bool {
@@ -212,18 +203,7 @@ impl StepOps for Hint {
         // writes the record in a run: its snapshot's bytes are what it held
         // before this step, whether or not the login step ran. FileVault's
         // hint goes back to the one observed.
-        let bytes = x
-            .snapshot
-            .record
-            .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::Failure, "the record snapshot is missing"))?;
-        let root = x.o.root()?;
-        let off = x.o.offline()?;
-        root.write_atomic(
-            &off.record_file.rel,
-            bytes,
-            Perms::of(&off.record_file.meta),
-        )?;
+        super::login::restore_record(x)?;
         if let Some(uuid) = crypto_uuid(x.o) {
             let fv = current(x.o).1;
             x.p.set_hint(&x.o.target.vol, &uuid, fv.as_deref())?;

@@ -153,16 +153,7 @@ impl StepOps for Login {
     }
 
     fn check(&self, x: &mut Exec<'_>, written: Option<&[u8]>) -> Result<()> {
-        let root = x.o.root()?;
-        let rel = x.o.offline()?.record_file.rel.clone();
-        let (back, _) = root.read(&rel, Want::SYSTEM)?;
-        if Some(back.as_slice()) != written {
-            return Err(Error::new(
-                ErrorKind::Failure,
-                "the record read back differs from what was written",
-            ));
-        }
-        Ok(())
+        check_record(x, written)
     }
 
     fn took_effect(&self, o: &Observation) -> bool {
@@ -174,18 +165,7 @@ impl StepOps for Login {
     }
 
     fn revert(&self, x: &mut Exec<'_>) -> Result<()> {
-        let bytes = x
-            .snapshot
-            .record
-            .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::Failure, "the record snapshot is missing"))?;
-        let root = x.o.root()?;
-        let off = x.o.offline()?;
-        root.write_atomic(
-            &off.record_file.rel,
-            bytes,
-            Perms::of(&off.record_file.meta),
-        )
+        restore_record(x)
     }
 
     fn undo(&self, u: &mut Undo<'_>) -> Result<bool> {
@@ -201,4 +181,42 @@ impl StepOps for Login {
         )?;
         Ok(true)
     }
+}
+
+/// Reads the record back and compares it with what a step wrote (the login
+/// and hint steps).
+///
+/// # Errors
+/// It cannot be read, or differs.
+pub(super) fn check_record(x: &mut Exec<'_>, written: Option<&[u8]>) -> Result<()> {
+    let root = x.o.root()?;
+    let rel = x.o.offline()?.record_file.rel.clone();
+    let (back, _) = root.read(&rel, Want::SYSTEM)?;
+    if Some(back.as_slice()) != written {
+        return Err(Error::new(
+            ErrorKind::Failure,
+            "the record read back differs from what was written",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the run's snapshot of the record back (the login and hint steps'
+/// rollback: only they write the record in a run).
+///
+/// # Errors
+/// No snapshot, or the write failed.
+pub(super) fn restore_record(x: &mut Exec<'_>) -> Result<()> {
+    let bytes = x
+        .snapshot
+        .record
+        .as_ref()
+        .ok_or_else(|| Error::new(ErrorKind::Failure, "the record snapshot is missing"))?;
+    let root = x.o.root()?;
+    let off = x.o.offline()?;
+    root.write_atomic(
+        &off.record_file.rel,
+        bytes,
+        Perms::of(&off.record_file.meta),
+    )
 }
